@@ -1,0 +1,1 @@
+"""Producer: watch the inbox, validate trip files, publish their rows to Kafka."""

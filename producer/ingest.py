@@ -1,0 +1,204 @@
+"""One file through the producer: identify, validate, publish, confirm, then move it."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import time
+from pathlib import Path
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+
+from producer.chunks import build_chunk
+from producer.ledger import Ledger
+from producer.publisher import Publisher
+from producer.reader import file_digest, file_id_of, line_blocks
+from tripstream.errors import FileRejectedError, RowError, TransientError
+from tripstream.settings import Settings
+
+logger = logging.getLogger(__name__)
+PROGRESS_EVERY_S = 5.0
+
+
+def unique_target(folder: Path, name: str, tag: str) -> Path:
+    target = folder / name
+    if not target.exists():
+        return target
+    stem, dot, suffix = name.partition(".")
+    return folder / f"{stem}-{tag}{dot}{suffix}"
+
+
+class Ingester:
+    def __init__(self, settings: Settings, ledger: Ledger, publisher: Publisher) -> None:
+        self.settings, self.ledger, self.publisher = settings, ledger, publisher
+        self.paths = settings.paths
+        self._consumer: KafkaConsumer | None = None
+
+    def ingest(self, path: Path) -> str:
+        """Ingest one ready file; returns the outcome. TransientError leaves it in the inbox."""
+        try:
+            size, sha256 = path.stat().st_size, file_digest(path)
+        except FileNotFoundError:
+            return "vanished"
+        file_id = file_id_of(sha256)
+        known = self.ledger.register(file_id, sha256, path.name, size)
+        if known.state in ("published", "committed"):
+            target = self._move(path, self.paths.done, sha256[:8])
+            logger.info("%s: same content as file %s (%s); nothing published, moved to %s",
+                        path.name, file_id, known.state, target)
+            return "duplicate"
+        if known.state == "rejected":
+            self._reject(path, file_id, sha256, "the same content was rejected before")
+            return "rejected"
+        try:
+            return self._publish(path, file_id, sha256, known.chunk_rows)
+        except FileRejectedError as e:
+            self._reject(path, file_id, sha256, str(e))
+            return "rejected"
+
+    def _publish(self, path: Path, file_id: int, sha256: str, chunk_rows: int | None) -> str:
+        chunk_rows = chunk_rows or self.settings.producer.chunk_rows
+        self.ledger.publishing(file_id, chunk_rows)
+        target = unique_target(self.paths.done, path.name, sha256[:8])
+        qfile = target.with_name(target.name + ".quarantine.csv")
+        started = last_log = time.monotonic()
+        valid = rejected = chunks = 0
+        with _QuarantineFile(qfile) as quarantine:
+            for first, block in line_blocks(path, chunk_rows, name=path.name):
+                chunk = build_chunk(first, block, name=path.name,
+                                    max_len=self.settings.producer.max_field_length)
+                if chunk.rows:
+                    self.publisher.send(file_id, first, chunk.rows, chunk.payload)
+                    chunks += 1
+                valid += chunk.rows
+                rejected += len(chunk.errors)
+                self.ledger.quarantine(file_id, path.name, chunk.errors, chunk.raw_errors)
+                quarantine.write(chunk.errors, chunk.raw_errors)
+                now = time.monotonic()
+                if now - last_log >= PROGRESS_EVERY_S:
+                    self.ledger.progress(file_id, valid)
+                    logger.info("%s: %s rows read, %.0f rows/s", path.name, valid + rejected,
+                                (valid + rejected) / (now - started))
+                    last_log = now
+            offsets = self.publisher.confirm()
+            if rejected:
+                quarantine.keep()
+        self.ledger.published(file_id, total=valid + rejected, valid=valid, rejected=rejected,
+                              chunks=chunks, stored_path=str(target), offsets=offsets)
+        self._move(path, self.paths.done, sha256[:8], target)
+        elapsed = time.monotonic() - started
+        logger.info("%s: published %s rows in %s chunks, quarantined %s, %.0f rows/s, file %s",
+                    path.name, valid, chunks, rejected, (valid + rejected) / max(elapsed, 1e-6),
+                    file_id)
+        return "published"
+
+    def reject_unsupported(self, path: Path) -> None:
+        """A file that is not *.csv or *.csv.gz: rejected with a report, never read as data."""
+        try:
+            size, sha256 = path.stat().st_size, file_digest(path)
+        except FileNotFoundError:
+            return
+        file_id = file_id_of(sha256)
+        self.ledger.register(file_id, sha256, path.name, size)
+        self._reject(path, file_id, sha256, f"{path.name}: not a .csv or .csv.gz file. Try "
+                     "renaming it to *.csv if it is a trip CSV, or keep it out of the inbox")
+
+    def _reject(self, path: Path, file_id: int, sha256: str, reason: str) -> None:
+        target = self._move(path, self.paths.rejected, sha256[:8])
+        report = target.with_name(target.name + ".report.txt")
+        report.write_text(f"file: {path.name}\nsha256: {sha256}\nrejected: {reason}\n",
+                          encoding="utf-8")
+        self.ledger.rejected(file_id, reason, str(target))
+        logger.warning("%s rejected: %s (moved to %s)", path.name, reason, target)
+
+    def _move(self, path: Path, folder: Path, tag: str, target: Path | None = None) -> Path:
+        target = target or unique_target(folder, path.name, tag)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+        except OSError as e:
+            raise TransientError(
+                f"cannot move {path} to {target}: {e.strerror}. The file stays in the inbox; "
+                f"try freeing disk space or fixing permissions on {folder}.") from e
+        return target
+
+    # -- reconciliation: chunks the broker acknowledged but Postgres never saw ------------
+    def reconcile(self) -> int:
+        """Re-publish missing chunks of stale files whose records the stream passed or the
+        broker no longer holds. Returns the number of chunks re-published."""
+        stale = self.ledger.stale(self.settings.producer.reconcile_after_seconds)
+        if not stale:
+            return 0
+        stream_end = self.ledger.stream_end_offsets()
+        broker_end = self._broker_end_offsets()
+        sent = 0
+        for file_id, stored, chunk_rows, last in stale:
+            lost = any(stream_end.get(int(p), -1) > off or broker_end.get(int(p), 0) <= off
+                       for p, off in last.items())
+            if lost:
+                sent += self._republish(file_id, Path(stored), chunk_rows)
+        return sent
+
+    def _republish(self, file_id: int, path: Path, chunk_rows: int) -> int:
+        done = self.ledger.committed_chunks(file_id)
+        sent = 0
+        for first, block in line_blocks(path, chunk_rows, name=path.name):
+            if first in done:
+                continue
+            chunk = build_chunk(first, block, name=path.name,
+                                max_len=self.settings.producer.max_field_length)
+            if chunk.rows:
+                self.publisher.send(file_id, first, chunk.rows, chunk.payload)
+                sent += 1
+        offsets = self.publisher.confirm()
+        self.ledger.republished(file_id, offsets)
+        logger.warning("%s: re-published %s chunks that never reached Postgres", path.name, sent)
+        return sent
+
+    def _broker_end_offsets(self) -> dict[int, int]:
+        kafka = self.settings.kafka
+        try:
+            if self._consumer is None:
+                self._consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap.split(","),
+                                               enable_auto_commit=False)
+            parts = self._consumer.partitions_for_topic(kafka.topic) or set()
+            ends = self._consumer.end_offsets([TopicPartition(kafka.topic, p) for p in parts])
+        except KafkaError as e:
+            raise TransientError(f"cannot read end offsets: {e}") from e
+        return {tp.partition: int(off) for tp, off in ends.items()}
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+
+
+class _QuarantineFile:
+    """Bad rows of a file as CSV (line, reason, raw) next to it, written as they come."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.part = path, path.with_name(path.name + ".part")
+        self._kept = False
+
+    def __enter__(self) -> _QuarantineFile:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.part.open("w", encoding="utf-8", newline="")
+        self._csv = csv.writer(self._file)
+        self._csv.writerow(["line", "reason", "raw_line"])
+        return self
+
+    def write(self, errors: list[RowError], raws: list[bytes]) -> None:
+        for e, raw in zip(errors, raws, strict=True):
+            text = raw.decode("utf-8", "replace").replace("\x00", "\\0")
+            self._csv.writerow([e.line, f"{e.reason}. Try {e.fix}", text.rstrip("\r\n")[:2000]])
+
+    def keep(self) -> None:
+        self._kept = True
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+        if self._kept and exc[0] is None:
+            os.replace(self.part, self.path)
+        else:
+            self.part.unlink(missing_ok=True)

@@ -1,0 +1,71 @@
+"""The producer's main loop: watcher -> ingester, with periodic reconciliation."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from producer.ingest import Ingester
+from producer.ledger import Ledger
+from producer.publisher import Publisher
+from producer.watcher import InboxWatcher, classify
+from tripstream.db import apply_schema, retry
+from tripstream.errors import TransientError
+from tripstream.settings import Settings
+
+logger = logging.getLogger(__name__)
+RECONCILE_EVERY_S = 5.0
+
+
+def run_producer(settings: Settings, stop: threading.Event | None = None) -> None:
+    """Run until `stop` is set (or forever)."""
+    stop = stop or threading.Event()
+    paths = settings.paths
+    for folder in (paths.inbox, paths.done, paths.rejected):
+        folder.mkdir(parents=True, exist_ok=True)
+    retry(lambda: apply_schema(settings.database.url), what="apply schema", attempts=10)
+    publisher = retry(lambda: Publisher(settings.kafka, settings.producer),
+                      what="connect to Kafka", attempts=10)
+    ingester = Ingester(settings, Ledger(settings.database.url), publisher)
+    watcher = InboxWatcher(paths.inbox, settings.producer.settle_seconds)
+    watcher.start()
+    logger.info("watching %s (done: %s, rejected: %s)", paths.inbox, paths.done, paths.rejected)
+    last_scan = last_reconcile = 0.0
+    try:
+        while not stop.is_set():
+            now = time.monotonic()
+            if now - last_scan >= settings.producer.scan_interval_seconds:
+                watcher.scan()
+                last_scan = now
+            for path in watcher.ready():
+                if stop.is_set():
+                    break
+                _ingest_one(ingester, watcher, path)
+            if now - last_reconcile >= RECONCILE_EVERY_S:
+                last_reconcile = now
+                try:
+                    ingester.reconcile()
+                except TransientError as e:
+                    logger.warning("reconciliation postponed: %s", e)
+            watcher.wait(timeout=min(settings.producer.scan_interval_seconds, 0.5))
+    finally:
+        watcher.stop()
+        ingester.close()
+        publisher.close()
+
+
+def _ingest_one(ingester: Ingester, watcher: InboxWatcher, path: Path) -> None:
+    try:
+        if classify(path) == "reject":
+            ingester.reject_unsupported(path)
+        else:
+            ingester.ingest(path)
+        watcher.finished(path)
+    except TransientError as e:
+        delay = watcher.failed(path)
+        logger.error("%s: %s (retrying in %.0fs)", path.name, e, delay)
+    except Exception:
+        delay = watcher.failed(path)
+        logger.exception("%s: unexpected error; retrying in %.0fs", path.name, delay)

@@ -1,0 +1,24 @@
+-- Run by streaming/writer.py inside the batch transaction, after the batch's counts were
+-- COPYed into the temp tables tmp_<name>. Adds them to the live count tables.
+INSERT INTO region_hour_counts (region, window_start, trips)
+SELECT region, to_timestamp(hour_start) AT TIME ZONE 'UTC', trips FROM tmp_region_hour
+ON CONFLICT (region, window_start) DO UPDATE SET trips = region_hour_counts.trips + EXCLUDED.trips;
+
+INSERT INTO datasource_day_counts (datasource, day, trips)
+SELECT datasource, DATE '1970-01-01' + day, trips FROM tmp_datasource_day
+ON CONFLICT (datasource, day) DO UPDATE SET trips = datasource_day_counts.trips + EXCLUDED.trips;
+
+INSERT INTO similar_trip_counts (origin_cx, origin_cy, dest_cx, dest_cy, hour_of_day, trips)
+SELECT ocx, ocy, dcx, dcy, hour_of_day, trips FROM tmp_similar
+ON CONFLICT (origin_cx, origin_cy, dest_cx, dest_cy, hour_of_day)
+DO UPDATE SET trips = similar_trip_counts.trips + EXCLUDED.trips;
+
+INSERT INTO area_week_counts (cx, cy, week_start, trips)
+SELECT fcx, fcy, DATE '1970-01-01' + week_start, trips FROM tmp_area_week
+ON CONFLICT (cx, cy, week_start) DO UPDATE SET trips = area_week_counts.trips + EXCLUDED.trips;
+
+INSERT INTO region_datasource_counts (region, datasource, trips, latest_at)
+SELECT region, datasource, trips, to_timestamp(latest) AT TIME ZONE 'UTC' FROM tmp_region_datasource
+ON CONFLICT (region, datasource) DO UPDATE
+    SET trips = region_datasource_counts.trips + EXCLUDED.trips,
+        latest_at = greatest(region_datasource_counts.latest_at, EXCLUDED.latest_at);

@@ -1,0 +1,1 @@
+"""Streaming job: Kafka -> Spark Structured Streaming -> PostgreSQL, exactly once."""

@@ -1,0 +1,58 @@
+"""Windowed frequency counts of a batch, computed with pyarrow on the collected rows.
+
+Keys match the SQL recounts in sql/queries/recount_*.sql exactly (same double arithmetic):
+- region_hour:       region, hour window start (epoch seconds, UTC)
+- datasource_day:    datasource, day (days since 1970-01-01)
+- similar:           floor(lon*100), floor(lat*100) of origin and destination, hour of day
+- area_week:         floor(origin lon*1000), floor(origin lat*1000), ISO week start (epoch day)
+- region_datasource: region, datasource -> trips, latest trip (epoch seconds)
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+COARSE_CELLS_PER_DEGREE = 100  # 0.01 degree, about 1.1 km north-south
+FINE_CELLS_PER_DEGREE = 1000  # 0.001 degree, about 110 m north-south
+
+
+def _floor_div(values: pa.Array, by: float) -> pa.Array:
+    return pc.cast(pc.floor(pc.divide(pc.cast(values, pa.float64()), by)), pa.int64())
+
+
+def cell(coord: pa.Array, per_degree: int) -> pa.Array:
+    return pc.cast(pc.floor(pc.multiply(coord, float(per_degree))), pa.int32())
+
+
+def aggregates(rows: pa.Table) -> dict[str, pa.Table]:
+    ts = rows.column("ts")
+    hour_index = _floor_div(ts, 3600.0)
+    day = _floor_div(ts, 86400.0)
+    week_start = pc.subtract(pc.multiply(_floor_div(pc.add(day, 3), 7.0), 7), 3)
+    t = pa.table({
+        "region": rows.column("region"), "datasource": rows.column("datasource"),
+        "hour_start": pc.multiply(hour_index, 3600), "day": day,
+        "hour_of_day": pc.cast(pc.subtract(hour_index, pc.multiply(day, 24)), pa.int16()),
+        "ocx": cell(rows.column("origin_lon"), COARSE_CELLS_PER_DEGREE),
+        "ocy": cell(rows.column("origin_lat"), COARSE_CELLS_PER_DEGREE),
+        "dcx": cell(rows.column("dest_lon"), COARSE_CELLS_PER_DEGREE),
+        "dcy": cell(rows.column("dest_lat"), COARSE_CELLS_PER_DEGREE),
+        "fcx": cell(rows.column("origin_lon"), FINE_CELLS_PER_DEGREE),
+        "fcy": cell(rows.column("origin_lat"), FINE_CELLS_PER_DEGREE),
+        "week_start": week_start, "ts": ts,
+    })
+
+    def count(keys: list[str]) -> pa.Table:
+        out = t.group_by(keys, use_threads=False).aggregate([("ts", "count")])
+        return out.rename_columns([*keys, "trips"])
+
+    latest = t.group_by(["region", "datasource"], use_threads=False).aggregate(
+        [("ts", "count"), ("ts", "max")])
+    return {
+        "region_hour": count(["region", "hour_start"]),
+        "datasource_day": count(["datasource", "day"]),
+        "similar": count(["ocx", "ocy", "dcx", "dcy", "hour_of_day"]),
+        "area_week": count(["fcx", "fcy", "week_start"]),
+        "region_datasource": latest.rename_columns(["region", "datasource", "trips", "latest"]),
+    }

@@ -1,0 +1,200 @@
+"""A Kafka source for Spark Structured Streaming on PySpark's Python Data Source API.
+
+Spark's JVM Kafka connector cannot be installed here, so this reads Kafka with kafka-python:
+- offsets are plain dicts {"<partition>": <next offset>}, JSON-able and checkpointed by Spark;
+- `partitions(start, end)` cuts exact offset ranges (split so that every executor works);
+- `read(range)` runs on an executor, opens its own consumer, `assign` + `seek`, and yields
+  one Arrow RecordBatch per Kafka record (a chunk of rows): replaying a range gives the same
+  rows;
+- `latestOffset(start, limit)` honours ReadMaxRows, whose unit here is Kafka records
+  (option maxRecordsPerTrigger), and Trigger.AvailableNow via SupportsTriggerAvailableNow.
+A broker that lost acknowledged records (its end offset went below our position) is
+logged and skipped over; the producer's reconciler re-publishes what never reached
+Postgres, so nothing is lost end to end.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+from kafka import KafkaConsumer, TopicPartition
+from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
+from pyspark.sql.streaming.datasource import (
+    ReadAllAvailable,
+    ReadLimit,
+    ReadMaxRows,
+    SupportsTriggerAvailableNow,
+)
+
+from tripstream.records import SPARK_SCHEMA, decode
+
+logger = logging.getLogger(__name__)
+READ_STALL_S = 60.0
+Offsets = dict[str, int]
+
+
+@dataclass
+class OffsetRange(InputPartition):
+    partition: int
+    start: int
+    end: int
+
+    def __init__(self, partition: int, start: int, end: int) -> None:
+        super().__init__((partition, start, end))
+        self.partition, self.start, self.end = partition, start, end
+
+
+def split_ranges(start: Offsets, end: Offsets, min_pieces: int) -> list[OffsetRange]:
+    """Exact ranges per partition; the largest split until there are min_pieces."""
+    ranges = [OffsetRange(int(p), start.get(p, 0), e) for p, e in sorted(end.items())
+              if e > start.get(p, 0)]
+    while ranges and len(ranges) < min_pieces:
+        widest = max(ranges, key=lambda r: r.end - r.start)
+        if widest.end - widest.start < 2:
+            break
+        middle = (widest.start + widest.end) // 2
+        ranges.remove(widest)
+        ranges += [OffsetRange(widest.partition, widest.start, middle),
+                   OffsetRange(widest.partition, middle, widest.end)]
+    return sorted(ranges, key=lambda r: (r.partition, r.start))
+
+
+def cap_offsets(start: Offsets, end: Offsets, max_records: int) -> Offsets:
+    """Advance at most max_records records in total, shared fairly between partitions."""
+    capped = dict(start)
+    budget = max_records
+    waiting = {p: e - start.get(p, 0) for p, e in end.items() if e > start.get(p, 0)}
+    while budget > 0 and waiting:
+        share = max(budget // len(waiting), 1)
+        for p in sorted(waiting):
+            take = min(share, waiting[p], budget)
+            capped[p] = capped.get(p, 0) + take
+            waiting[p] -= take
+            budget -= take
+            if budget == 0:
+                break
+        waiting = {p: n for p, n in waiting.items() if n > 0}
+    for p, e in end.items():
+        capped.setdefault(p, e)
+    return capped
+
+
+class TripKafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
+    def __init__(self, options: dict[str, str]) -> None:
+        self.bootstrap = options["bootstrap"].split(",")
+        self.topic = options["topic"]
+        self.max_records = int(options.get("maxRecordsPerTrigger", "0"))
+        self.min_partitions = int(options.get("minPartitions", "1"))
+        self._consumer: KafkaConsumer | None = None
+        self._target: Offsets | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_consumer"] = None
+        return state
+
+    def _client(self) -> KafkaConsumer:
+        if self._consumer is None:
+            self._consumer = KafkaConsumer(bootstrap_servers=self.bootstrap,
+                                           enable_auto_commit=False, request_timeout_ms=30000)
+        return self._consumer
+
+    def _partitions(self) -> list[TopicPartition]:
+        consumer = self._client()
+        deadline = time.monotonic() + 30
+        while not (parts := consumer.partitions_for_topic(self.topic)):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"topic {self.topic!r} not found on {self.bootstrap}")
+            time.sleep(0.5)
+        return [TopicPartition(self.topic, p) for p in sorted(parts)]
+
+    def _ends(self) -> Offsets:
+        ends = self._client().end_offsets(self._partitions())
+        return {str(tp.partition): int(off) for tp, off in ends.items()}
+
+    def initialOffset(self) -> Offsets:  # noqa: N802 - Spark's API
+        begins = self._client().beginning_offsets(self._partitions())
+        return {str(tp.partition): int(off) for tp, off in begins.items()}
+
+    def getDefaultReadLimit(self) -> ReadLimit:  # noqa: N802
+        return ReadMaxRows(self.max_records) if self.max_records > 0 else ReadAllAvailable()
+
+    def prepareForTriggerAvailableNow(self) -> None:  # noqa: N802
+        self._target = self._ends()
+
+    def latestOffset(self, start: Offsets, limit: ReadLimit) -> Offsets:  # noqa: N802
+        ends = self._target if self._target is not None else self._ends()
+        for p, end in ends.items():
+            if end < start.get(p, 0):
+                logger.warning("partition %s: broker end offset %s is below our position %s; "
+                               "the broker lost records. Resuming from %s; the producer "
+                               "re-publishes what never reached Postgres.", p, end, start[p], end)
+        base = {p: min(start.get(p, 0), end) for p, end in ends.items()}
+        if isinstance(limit, ReadMaxRows) and limit.max_rows > 0:
+            return cap_offsets(base, ends, limit.max_rows)
+        return dict(ends)
+
+    def partitions(self, start: Offsets, end: Offsets) -> Sequence[InputPartition]:
+        start = {p: min(start.get(p, 0), e) for p, e in end.items()}
+        return split_ranges(start, end, self.min_partitions)
+
+    def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
+        assert isinstance(partition, OffsetRange)  # noqa: S101 - Spark hands back our own type
+        yield from read_range(self.bootstrap, self.topic, partition)
+
+    def commit(self, end: Offsets) -> None:
+        """Nothing to do: offsets live in Spark's checkpoint, progress in Postgres."""
+
+
+def read_range(bootstrap: list[str], topic: str, rng: OffsetRange) -> Iterator[pa.RecordBatch]:
+    """Yield the records in [rng.start, rng.end) of one partition as Arrow batches."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                             auto_offset_reset="latest", max_partition_fetch_bytes=32 << 20,
+                             fetch_max_bytes=64 << 20)
+    tp = TopicPartition(topic, rng.partition)
+    try:
+        consumer.assign([tp])
+        consumer.seek(tp, rng.start)
+        position, last_progress = rng.start, time.monotonic()
+        while position < rng.end:
+            records = consumer.poll(timeout_ms=500).get(tp, [])
+            for record in records:
+                if record.offset >= rng.end:
+                    return
+                position = record.offset + 1
+                if record.value:
+                    yield decode(record.value, record.headers, rng.partition, record.offset,
+                                 record.timestamp)
+            if records:
+                last_progress = time.monotonic()
+            elif time.monotonic() - last_progress > READ_STALL_S / 6:
+                end = consumer.end_offsets([tp])[tp]
+                if end <= position:
+                    logger.warning("partition %s: records %s..%s are gone from the broker; "
+                                   "skipped (the producer re-publishes them)",
+                                   rng.partition, position, rng.end)
+                    return
+                if time.monotonic() - last_progress > READ_STALL_S:
+                    raise TimeoutError(f"no records from {topic}/{rng.partition} at offset "
+                                       f"{position} for {READ_STALL_S:.0f}s")
+    finally:
+        consumer.close()
+
+
+class TripKafkaDataSource(DataSource):
+    """`spark.readStream.format("tripkafka").option("bootstrap", ...).option("topic", ...)`."""
+
+    @classmethod
+    def name(cls) -> str:
+        return "tripkafka"
+
+    def schema(self) -> str:
+        return SPARK_SCHEMA
+
+    def streamReader(self, schema: Any) -> DataSourceStreamReader:  # noqa: N802
+        return TripKafkaStreamReader(dict(self.options))

@@ -1,0 +1,1 @@
+"""Start the pipeline's services on one machine without Docker (embedded defaults)."""
