@@ -1,0 +1,42 @@
+-- Recount every live count table from trip_data and return the rows that differ (none
+-- when the counts are exact). Used by the tests and `tripstream bench`.
+WITH expected_region_hour AS (
+    SELECT region, date_trunc('hour', date_time) AS window_start, count(*) AS trips
+    FROM public.trip_data GROUP BY 1, 2
+), expected_datasource_day AS (
+    SELECT datasource, date_time::date AS day, count(*) AS trips FROM public.trip_data GROUP BY 1, 2
+), expected_similar AS (
+    SELECT floor(origin_lon * 100)::int AS origin_cx, floor(origin_lat * 100)::int AS origin_cy,
+           floor(dest_lon * 100)::int AS dest_cx, floor(dest_lat * 100)::int AS dest_cy,
+           extract(hour FROM date_time)::smallint AS hour_of_day, count(*) AS trips
+    FROM public.trip_data GROUP BY 1, 2, 3, 4, 5
+), expected_area_week AS (
+    SELECT floor(origin_lon * 1000)::int AS cx, floor(origin_lat * 1000)::int AS cy,
+           date_trunc('week', date_time)::date AS week_start, count(*) AS trips
+    FROM public.trip_data GROUP BY 1, 2, 3
+), expected_region_datasource AS (
+    SELECT region, datasource, count(*) AS trips, max(date_time) AS latest_at
+    FROM public.trip_data GROUP BY 1, 2
+)
+SELECT 'region_hour_counts' AS counts, count(*) AS differences FROM (
+    (SELECT * FROM expected_region_hour EXCEPT SELECT * FROM region_hour_counts)
+    UNION ALL (SELECT * FROM region_hour_counts EXCEPT SELECT * FROM expected_region_hour)) d
+UNION ALL
+SELECT 'datasource_day_counts', count(*) FROM (
+    (SELECT * FROM expected_datasource_day EXCEPT SELECT * FROM datasource_day_counts)
+    UNION ALL (SELECT * FROM datasource_day_counts EXCEPT SELECT * FROM expected_datasource_day)) d
+UNION ALL
+SELECT 'similar_trip_counts', count(*) FROM (
+    (SELECT * FROM expected_similar EXCEPT SELECT * FROM similar_trip_counts)
+    UNION ALL (SELECT * FROM similar_trip_counts EXCEPT SELECT * FROM expected_similar)) d
+UNION ALL
+SELECT 'area_week_counts', count(*) FROM (
+    (SELECT * FROM expected_area_week EXCEPT SELECT * FROM area_week_counts)
+    UNION ALL (SELECT * FROM area_week_counts EXCEPT SELECT * FROM expected_area_week)) d
+UNION ALL
+SELECT 'region_datasource_counts', count(*) FROM (
+    (SELECT * FROM expected_region_datasource EXCEPT SELECT * FROM region_datasource_counts)
+    UNION ALL (SELECT * FROM region_datasource_counts EXCEPT SELECT * FROM expected_region_datasource)) d
+UNION ALL
+SELECT 'duplicate (file_id, line_no)', count(*) FROM (
+    SELECT file_id, line_no FROM public.trip_data GROUP BY 1, 2 HAVING count(*) > 1) d

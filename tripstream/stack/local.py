@@ -1,0 +1,107 @@
+"""`tripstream up` / `down`: the whole pipeline on one machine, state under .tripstream/."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from tripstream import PROJECT_ROOT
+from tripstream.db import apply_schema, retry
+from tripstream.errors import SetupError
+from tripstream.settings import Settings
+from tripstream.stack import procs
+from tripstream.stack.broker import EmbeddedBroker, ensure_topic
+from tripstream.stack.postgres import EmbeddedPostgres
+from tripstream.stack.spark import SparkCluster, spark_env
+
+logger = logging.getLogger(__name__)
+JOBS = ("producer", "streaming")
+
+
+@dataclass(frozen=True)
+class LocalStack:
+    settings: Settings
+
+    @property
+    def state(self) -> Path:
+        return self.settings.paths.state_dir
+
+    @property
+    def run_dir(self) -> Path:
+        return self.state / "run"
+
+    def postgres(self) -> EmbeddedPostgres:
+        db = self.settings.database
+        return EmbeddedPostgres(self.state / "postgres", db.port, db.user, db.dbname)
+
+    def broker(self) -> EmbeddedBroker:
+        return EmbeddedBroker(self.state / "broker", self.settings.kafka.port)
+
+    def spark(self) -> SparkCluster:
+        s = self.settings.spark
+        return SparkCluster(self.state / "spark", s.port, s.master_ui_port, s.workers,
+                            s.worker_memory, s.worker_cores)
+
+    def running(self) -> dict[str, int]:
+        names = [*JOBS, "broker", "spark-master"] + [
+            f"spark-worker-{n}" for n in range(1, self.settings.spark.workers + 1)]
+        found = {n: pid for n in names if (pid := procs.read_pid(self.run_dir, n))}
+        pg = self.postgres()
+        if self.settings.database.embedded and (pg.data / "postmaster.pid").exists():
+            pid = int((pg.data / "postmaster.pid").read_text().split()[0])
+            if procs.alive(pid):
+                found["postgres"] = pid
+        return found
+
+    def up(self) -> bool:
+        """Start everything; False (and nothing started) if it is already up."""
+        if any(name in self.running() for name in JOBS):
+            return False
+        s = self.settings
+        self.state.mkdir(parents=True, exist_ok=True)
+        self.state.chmod(0o755)
+        env = spark_env(self.state)  # fails early, with advice, if Java is missing
+        if s.database.embedded and "postgres" not in self.running():
+            procs.require_free(s.database.port, "PostgreSQL", "TRIPSTREAM_DATABASE_URL")
+            self.postgres().start()
+        retry(lambda: apply_schema(s.database.url), what="apply schema", attempts=10)
+        if s.kafka.embedded and "broker" not in self.running():
+            procs.require_free(s.kafka.port, "the Kafka broker", "TRIPSTREAM_KAFKA_BOOTSTRAP")
+            self.broker().start(self.run_dir)
+        ensure_topic(s.kafka.bootstrap, s.kafka.topic, s.kafka.partitions)
+        if s.spark.embedded and "spark-master" not in self.running():
+            procs.require_free(s.spark.port, "the Spark master", "TRIPSTREAM_SPARK_MASTER")
+            procs.require_free(s.spark.master_ui_port, "the Spark master UI",
+                               "TRIPSTREAM_SPARK_MASTER_UI_PORT")
+            self.spark().start(self.run_dir, self.state)
+        for folder in (s.paths.inbox, s.paths.done, s.paths.rejected):
+            folder.mkdir(parents=True, exist_ok=True)
+        python = sys.executable
+        procs.spawn("producer", [python, "-m", "producer"], self.run_dir, env=os.environ,
+                    cwd=PROJECT_ROOT)
+        submit = str(Path(python).parent / "spark-submit")
+        if not Path(submit).exists():
+            raise SetupError(f"{submit} not found. Try `make install`.")
+        procs.spawn("streaming", [
+            submit, "--master", s.spark.master, "--driver-memory", s.spark.driver_memory,
+            "--executor-memory", s.spark.executor_memory,
+            "--total-executor-cores", str(s.spark.workers * s.spark.worker_cores),
+            "--conf", "spark.executor.cores=1", str(PROJECT_ROOT / "streaming" / "job.py"),
+        ], self.run_dir, env=env, cwd=PROJECT_ROOT)
+        return True
+
+    def down(self) -> list[str]:
+        stopped = [n for n in JOBS if procs.stop(self.run_dir, n, timeout=30)]
+        if self.settings.spark.embedded:
+            self.spark().stop(self.run_dir)
+            stopped.append("spark")
+        if procs.stop(self.run_dir, "broker"):
+            stopped.append("broker")
+        pg = self.postgres()
+        if self.settings.database.embedded and pg.data.exists() and pg.running():
+            pg.stop()
+            stopped.append("postgres")
+        return stopped
