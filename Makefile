@@ -1,0 +1,71 @@
+# tripstream: `make run` brings the pipeline up, `make test` runs the tests.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+TS     := $(BIN)/tripstream
+
+.DEFAULT_GOAL := help
+.PHONY: help install run up down status test test-fast lint format bench bench-smoke clean \
+        all spark-submit logs compose-down
+
+help: ## show this help
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed: install python3.11 (or set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install tripstream with its dependencies
+
+run: $(STAMP) ## start Postgres, broker, Spark (1 master, 2 workers), producer and streaming job
+	$(TS) up
+
+up: run ## same as run
+
+down: $(STAMP) ## stop everything `make run` started (state is kept)
+	$(TS) down
+
+status: $(STAMP) ## per-file ingestion status (tripstream status --follow to stream it)
+	$(TS) status
+
+test: $(STAMP) ## unit + integration tests against real services on free ports
+	$(BIN)/pytest -q
+
+test-fast: $(STAMP) ## unit tests only
+	$(BIN)/pytest -q -m "not integration"
+
+lint: $(STAMP) ## ruff, ruff format --check, mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP) ## apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP) ## COPY ceiling vs full pipeline; results in bench/results/
+	$(TS) bench --rows $${ROWS:-2000000} --files $${FILES:-20}
+
+bench-smoke: $(STAMP) ## a tiny benchmark run that checks the report
+	$(TS) bench --smoke
+
+clean: ## remove all local state (.tripstream/: Postgres, broker, checkpoints) and data/
+	-@[ -x $(TS) ] && $(TS) down >/dev/null 2>&1 || true
+	rm -rf .tripstream data
+
+# --- containerised path (needs a Docker engine) -----------------------------------------
+all: ## build and start the Docker Compose cluster
+	docker compose up -d --build
+
+spark-submit: ## (re)submit the streaming job to the compose cluster
+	docker compose restart streaming
+
+logs: ## follow the compose logs
+	docker compose logs -f --tail=100
+
+compose-down: ## stop the compose cluster
+	docker compose down

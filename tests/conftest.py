@@ -1,0 +1,217 @@
+"""Shared fixtures: real Postgres, broker and Spark cluster on free loopback ports, started
+once per session; per-test topic, folders, checkpoint and truncated tables."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import pytest
+
+from tripstream import SQL_DIR
+from tripstream.db import apply_schema
+from tripstream.settings import Settings, load_settings
+from tripstream.stack import procs
+from tripstream.stack.broker import EmbeddedBroker, ensure_topic
+from tripstream.stack.postgres import EmbeddedPostgres
+from tripstream.stack.spark import SparkCluster, spark_env
+
+SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "trips.csv"
+if not SAMPLE.exists():  # CI: shared/ sits beside the clone
+    SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "trips.csv"
+
+TABLES = ("trip_data", "ingest_files", "quarantine", "ingested_chunks", "stream_batches",
+          "region_hour_counts", "datasource_day_counts", "similar_trip_counts",
+          "area_week_counts", "region_datasource_counts")
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
+    """Poll `check` until it returns a truthy value, with a deadline (never a bare sleep)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def sample_csv() -> Path:
+    assert SAMPLE.exists(), f"sample data missing at {SAMPLE}"
+    return SAMPLE
+
+
+@pytest.fixture(scope="session")
+def services_root() -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix="tripstream-test-"))
+    root.chmod(0o755)  # the embedded Postgres runs as 'nobody' when tests run as root
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres(services_root: Path) -> Iterator[EmbeddedPostgres]:
+    pg = EmbeddedPostgres(services_root / "postgres", procs.free_port(),
+                          extra_options="-c fsync=off -c synchronous_commit=off")
+    pg.start()
+    apply_schema(pg.url)
+    yield pg
+    pg.stop("immediate")
+
+
+@pytest.fixture(scope="session")
+def broker(services_root: Path) -> Iterator[EmbeddedBroker]:
+    b = EmbeddedBroker(services_root / "broker", procs.free_port())
+    b.start(services_root / "run")
+    yield b
+    procs.stop(services_root / "run", b.name, timeout=5)
+
+
+@pytest.fixture(scope="session")
+def spark_cluster(services_root: Path) -> Iterator[SparkCluster]:
+    cluster = SparkCluster(services_root / "spark", procs.free_port(), procs.free_port())
+    cluster.start(services_root / "run", services_root)
+    yield cluster
+    cluster.stop(services_root / "run")
+
+
+def make_settings(root: Path, pg_url: str, bootstrap: str, master: str, topic: str,
+                  **extra: str) -> Settings:
+    env = {
+        "TRIPSTREAM_DATABASE_URL": pg_url,
+        "TRIPSTREAM_KAFKA_BOOTSTRAP": bootstrap,
+        "TRIPSTREAM_KAFKA_TOPIC": topic,
+        "TRIPSTREAM_SPARK_MASTER": master,
+        "TRIPSTREAM_PATHS_STATE_DIR": str(root / "state"),
+        "TRIPSTREAM_PATHS_INBOX": str(root / "inbox"),
+        "TRIPSTREAM_PATHS_DONE": str(root / "done"),
+        "TRIPSTREAM_PATHS_REJECTED": str(root / "rejected"),
+        "TRIPSTREAM_STREAMING_CHECKPOINT_DIR": str(root / "checkpoint"),
+        "TRIPSTREAM_PRODUCER_SETTLE_SECONDS": "0.5",
+        "TRIPSTREAM_PRODUCER_SCAN_INTERVAL_SECONDS": "0.2",
+        "TRIPSTREAM_PRODUCER_RECONCILE_AFTER_SECONDS": "3",
+        "TRIPSTREAM_STREAMING_TRIGGER_SECONDS": "0.2",
+        **extra,
+    }
+    return load_settings(env)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The same settings as environment variables, for subprocesses."""
+    env = dict(os.environ)
+    env.update({
+        "TRIPSTREAM_DATABASE_URL": settings.database.url,
+        "TRIPSTREAM_KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
+        "TRIPSTREAM_KAFKA_TOPIC": settings.kafka.topic,
+        "TRIPSTREAM_SPARK_MASTER": settings.spark.master,
+        "TRIPSTREAM_PATHS_STATE_DIR": str(settings.paths.state_dir),
+        "TRIPSTREAM_PATHS_INBOX": str(settings.paths.inbox),
+        "TRIPSTREAM_PATHS_DONE": str(settings.paths.done),
+        "TRIPSTREAM_PATHS_REJECTED": str(settings.paths.rejected),
+        "TRIPSTREAM_STREAMING_CHECKPOINT_DIR": str(settings.streaming.checkpoint_dir),
+        "TRIPSTREAM_PRODUCER_SETTLE_SECONDS": str(settings.producer.settle_seconds),
+        "TRIPSTREAM_PRODUCER_SCAN_INTERVAL_SECONDS": str(settings.producer.scan_interval_seconds),
+        "TRIPSTREAM_PRODUCER_RECONCILE_AFTER_SECONDS":
+            str(settings.producer.reconcile_after_seconds),
+        "TRIPSTREAM_PRODUCER_CHUNK_ROWS": str(settings.producer.chunk_rows),
+        "TRIPSTREAM_STREAMING_TRIGGER_SECONDS": str(settings.streaming.trigger_seconds),
+        "TRIPSTREAM_STREAMING_MAX_RECORDS_PER_TRIGGER":
+            str(settings.streaming.max_records_per_trigger),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "PYSPARK_PYTHON": sys.executable,
+    })
+    return env
+
+
+@pytest.fixture
+def db(postgres: EmbeddedPostgres) -> Iterator[Any]:
+    """A cursor on a truncated database (autocommit)."""
+    conn = psycopg2.connect(postgres.url)
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute("TRUNCATE " + ", ".join(TABLES))
+    yield cur
+    conn.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, postgres: EmbeddedPostgres, broker: EmbeddedBroker, db: Any
+             ) -> Settings:
+    """Settings for one test: its own topic, folders and checkpoint; empty tables."""
+    topic = f"trips-{uuid.uuid4().hex[:8]}"
+    ensure_topic(broker.bootstrap, topic, 2)
+    return make_settings(tmp_path, postgres.url, broker.bootstrap, "local[1]", topic)
+
+
+@pytest.fixture
+def cluster_settings(settings: Settings, spark_cluster: SparkCluster) -> Settings:
+    from dataclasses import replace
+
+    return settings.replace(spark=replace(settings.spark, master=spark_cluster.master_url))
+
+
+@pytest.fixture(scope="session")
+def spark(spark_cluster: SparkCluster, services_root: Path) -> Iterator[Any]:
+    """One SparkSession (driver in the test process) on the real two-worker cluster."""
+    os.environ.update({k: v for k, v in spark_env(services_root).items()
+                       if k in ("JAVA_HOME", "SPARK_LOCAL_IP", "PYSPARK_PYTHON", "SPARK_HOME")})
+    from streaming.job import build_session
+
+    base = make_settings(services_root, "postgresql://unused@127.0.0.1:1/x", "127.0.0.1:1",
+                         spark_cluster.master_url, "unused")
+    session = build_session(base, app="tripstream-tests")
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+def recount_differences(cur: Any) -> dict[str, int]:
+    cur.execute((SQL_DIR / "checks" / "recount.sql").read_text())
+    return {name: int(n) for name, n in cur.fetchall()}
+
+
+class ProducerThread:
+    """The real producer service in a background thread, stopped at teardown."""
+
+    def __init__(self, settings: Settings) -> None:
+        from producer.service import run_producer
+
+        self.stop = threading.Event()
+        self.errors: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                run_producer(settings, self.stop)
+            except BaseException as e:  # surfaced by the test through .errors
+                self.errors.append(e)
+
+        self.thread = threading.Thread(target=target, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)
+
+
+@pytest.fixture
+def producer_thread(settings: Settings) -> Iterator[Callable[[Settings], ProducerThread]]:
+    started: list[ProducerThread] = []
+
+    def start(s: Settings | None = None) -> ProducerThread:
+        p = ProducerThread(s or settings)
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        p.close()

@@ -1,0 +1,63 @@
+"""The vectorised chunk builder agrees with the per-row validator (pure logic)."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from producer.chunks import build_chunk
+from producer.validate import parse_row
+from tripstream.errors import RowError
+from tripstream.records import decode
+
+GOOD = b"Turin,POINT (7.67 44.99),POINT (7.72 45.06),2018-05-21 02:54:04,baba_car\n"
+
+
+def test_good_and_bad_lines_split_exactly() -> None:
+    lines = [
+        (2, GOOD),
+        (3, b"Turin,POINT (7.67 44.99),POINT (7.72 45.06),2018-02-30 02:54:04,baba_car\n"),
+        (4, b'"Turin, IT",POINT (7.67 44.99),POINT (7.72 45.06),2018-05-21 02:54:04,x\n'),
+        (5, b"Turin,POINT (NaN 44.99),POINT (7.72 45.06),2018-05-21 02:54:04,baba_car\n"),
+        (6, b'"Turin,POINT (7.67 44.99),POINT (7.72 45.06),2018-05-21 02:54:04,baba_car\n'),
+        (7, b"Tur\xffin,POINT (7.67 44.99),POINT (7.72 45.06),2018-05-21 02:54:04,b\n"),
+        (8, b"Turin,POINT (7.67 44.99),POINT (7.72 45.06),2018-05-21T04:54:04+02:00,b\r\n"),
+    ]
+    chunk = build_chunk(2, lines, name="mix.csv", max_len=100)
+    assert chunk.rows == 3
+    assert {e.line for e in chunk.errors} == {3, 5, 6, 7}
+    batch = decode(chunk.payload, [("file_id", b"1"), ("first_line", b"2")], 0, 0)
+    assert batch.column("line_no").to_pylist() == [2, 4, 8]
+    assert batch.column("region").to_pylist() == ["Turin", "Turin, IT", "Turin"]
+    assert batch.column("date_time").to_pylist()[2] == "2018-05-21 02:54:04"
+    assert batch.column("datasource").to_pylist()[2] == "b"  # no stray \r
+
+
+label = st.text(alphabet=st.characters(codec="utf-8", exclude_characters=',"\n\r'),
+                min_size=0, max_size=8)
+coord = st.one_of(st.floats(-200, 200), st.sampled_from(["x", "NaN", "", "1e400"]))
+stamp = st.one_of(st.datetimes().map(lambda d: d.strftime("%Y-%m-%d %H:%M:%S")),
+                  st.sampled_from(["2018-02-30 01:00:00", "2018-1-1 1:1:1", "bad"]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(label, coord, coord, coord, coord, stamp, label), min_size=1,
+                max_size=20))
+def test_fast_path_accepts_exactly_what_the_row_validator_accepts(rows: list[tuple]) -> None:
+    lines = []
+    for i, (region, a, b, c, d, when, source) in enumerate(rows):
+        text = f"{region},POINT ({a} {b}),POINT ({c} {d}),{when},{source}\n"
+        lines.append((i + 2, text.encode("utf-8")))
+    chunk = build_chunk(2, lines, name="p.csv", max_len=100)
+    expected = []
+    for n, raw in lines:
+        try:
+            expected.append(parse_row(raw.decode().rstrip("\n").split(","), file="p.csv",
+                                      line=n).line_no)
+        except RowError:
+            pass
+    got = (decode(chunk.payload, [("file_id", b"1"), ("first_line", b"2")], 0, 0)
+           .column("line_no").to_pylist() if chunk.rows else [])
+    assert got == expected
+    assert chunk.rows + len(chunk.errors) == len(lines)
+    assert isinstance(chunk.payload, bytes) and (chunk.rows == 0) == (chunk.payload == b"")

@@ -1,0 +1,44 @@
+"""Kafka source: offset arithmetic (pure) and exact range reads from the real broker."""
+
+from __future__ import annotations
+
+import pytest
+from kafka import KafkaProducer
+
+from streaming.source import OffsetRange, cap_offsets, read_range, split_ranges
+from tripstream.records import chunk_headers
+from tripstream.settings import Settings
+
+
+def test_split_ranges_cover_exactly_and_spread() -> None:
+    ranges = split_ranges({"0": 10, "1": 5}, {"0": 30, "1": 5}, 4)
+    assert len(ranges) == 4
+    covered = sorted(o for r in ranges for o in range(r.start, r.end))
+    assert covered == list(range(10, 30))
+    assert all(r.partition == 0 for r in ranges)
+
+
+def test_split_ranges_empty_when_nothing_new() -> None:
+    assert split_ranges({"0": 3}, {"0": 3}, 2) == []
+
+
+def test_cap_offsets_shares_the_budget() -> None:
+    assert cap_offsets({"0": 0, "1": 0}, {"0": 100, "1": 3}, 10) == {"0": 7, "1": 3}
+    assert cap_offsets({"0": 5}, {"0": 6}, 10) == {"0": 6}
+    assert sum(cap_offsets({"0": 0, "1": 0, "2": 0}, {"0": 9, "1": 9, "2": 9}, 10).values()) == 10
+
+
+@pytest.mark.integration
+def test_read_range_yields_exactly_the_requested_records(settings: Settings) -> None:
+    producer = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks="all")
+    payload = b"2,R,POINT (1 2),POINT (3 4),2018-01-01 00:00:00,s,1.0,2.0,3.0,4.0,1514764800\n"
+    metas = [producer.send(settings.kafka.topic, value=payload, partition=0,
+                           headers=chunk_headers(77, 2 + i, 1)).get(10) for i in range(6)]
+    producer.close()
+    first = metas[0].offset
+    batches = list(read_range([settings.kafka.bootstrap], settings.kafka.topic,
+                              OffsetRange(0, first + 1, first + 4)))
+    assert [b.column("chunk_line")[0].as_py() for b in batches] == [3, 4, 5]
+    again = list(read_range([settings.kafka.bootstrap], settings.kafka.topic,
+                            OffsetRange(0, first + 1, first + 4)))
+    assert [b.to_pylist() for b in again] == [b.to_pylist() for b in batches]
