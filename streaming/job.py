@@ -12,7 +12,9 @@ Settings come from config/defaults.toml + TRIPSTREAM_* (see README). Executors i
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +87,19 @@ def main() -> int:
     query = start_query(session, settings)
     logger.info("streaming %s -> %s (checkpoint %s)", settings.kafka.topic,
                 settings.database.url.rsplit("@", 1)[-1], settings.streaming.checkpoint_dir)
-    query.awaitTermination()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while query.isActive and not stop.is_set():
+        query.awaitTermination(1)
+    if query.isActive:
+        logger.info("stopping the query (state is in the checkpoint)")
+        query.stop()
+    error = query.exception()
+    session.stop()
+    if error is not None:
+        logger.error("the streaming query failed: %s", error)
+        return 1
     return 0
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import signal
 import time
 from typing import Any
 
@@ -28,6 +30,9 @@ from tripstream import SQL_DIR
 from tripstream.db import connect, retry
 
 logger = logging.getLogger(__name__)
+# Fault injection for the exactly-once test: die right after Postgres committed batch N,
+# before Spark records the batch in its checkpoint (a crash at the worst moment).
+CRASH_AFTER_COMMIT_ENV = "TRIPSTREAM_FAULT_CRASH_AFTER_COMMIT"
 
 TRIP_COLUMNS = ("region", "origin_coord", "destination_coord", "date_time", "datasource",
                 "origin_lon", "origin_lat", "dest_lon", "dest_lat", "file_id", "line_no",
@@ -92,6 +97,10 @@ class BatchWriter:
             return
         result = retry(lambda: self.write(table, batch_id, started),
                        what=f"batch {batch_id}", attempts=12, first_delay=0.5)
+        if os.environ.get(CRASH_AFTER_COMMIT_ENV) == str(batch_id):
+            logger.warning("fault injection: killing the driver after commit of batch %s",
+                           batch_id)
+            os.kill(os.getpid(), signal.SIGKILL)
         logger.info("batch %s: %s rows in, %s new, %s ms%s", batch_id, table.num_rows,
                     result["rows_new"], int((time.monotonic() - started) * 1000),
                     " (replay: already committed)" if result["replay"] else "")

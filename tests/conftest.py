@@ -103,6 +103,8 @@ def make_settings(root: Path, pg_url: str, bootstrap: str, master: str, topic: s
         "TRIPSTREAM_STREAMING_TRIGGER_SECONDS": "0.2",
         **extra,
     }
+    for folder in ("inbox", "done", "rejected"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
     return load_settings(env)
 
 
@@ -215,3 +217,62 @@ def producer_thread(settings: Settings) -> Iterator[Callable[[Settings], Produce
     yield start
     for p in started:
         p.close()
+
+
+class JobProcess:
+    """`python -m streaming` as a real client-mode driver on the cluster (a subprocess)."""
+
+    def __init__(self, settings: Settings, log: Path, services_root: Path) -> None:
+        self.settings, self.log, self.root = settings, log, services_root
+        self.proc: Any = None
+
+    def start(self, **extra_env: str) -> JobProcess:
+        import subprocess
+
+        env = settings_env(self.settings)
+        env.update({k: v for k, v in spark_env(self.root).items() if k == "JAVA_HOME"})
+        env.update(extra_env)
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "streaming"], env=env,
+                                         stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        return self
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def wait_exit(self, timeout: float = 60) -> int:
+        return int(self.proc.wait(timeout=timeout))
+
+    def kill(self) -> None:
+        import signal
+
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            procs.terminate(self.proc.pid, timeout=30)
+            self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def streaming_job(cluster_settings: Settings, tmp_path: Path, services_root: Path
+                  ) -> Iterator[Callable[..., JobProcess]]:
+    jobs: list[JobProcess] = []
+
+    def start(settings: Settings | None = None, **extra_env: str) -> JobProcess:
+        job = JobProcess(settings or cluster_settings, tmp_path / f"job-{len(jobs)}.log",
+                         services_root).start(**extra_env)
+        jobs.append(job)
+        return job
+
+    yield start
+    for job in jobs:
+        job.stop()
+
+
+def committed_rows(cur: Any) -> int:
+    cur.execute("SELECT count(*) FROM trip_data")
+    return int(cur.fetchone()[0])
