@@ -276,3 +276,31 @@ def streaming_job(cluster_settings: Settings, tmp_path: Path, services_root: Pat
 def committed_rows(cur: Any) -> int:
     cur.execute("SELECT count(*) FROM trip_data")
     return int(cur.fetchone()[0])
+
+
+def arrow_batch_of(path: Path, file_id: int, partition: int = 0, first_offset: int = 0,
+                   chunk_rows: int = 5000) -> Any:
+    """A file as the source would deliver it: one Arrow batch per chunk, concatenated."""
+    import pyarrow as pa
+
+    from producer.chunks import build_chunk
+    from producer.reader import line_blocks
+    from tripstream.records import chunk_headers, decode
+
+    batches = []
+    for i, (first, block) in enumerate(line_blocks(path, chunk_rows)):
+        chunk = build_chunk(first, block, name=path.name, max_len=100)
+        if chunk.rows:
+            batches.append(decode(chunk.payload, chunk_headers(file_id, first, chunk.rows),
+                                  partition, first_offset + i))
+    return pa.Table.from_batches(batches)
+
+
+def load_through_writer(url: str, paths: list[Path], checkpoint: str = "direct") -> None:
+    """Commit files with the real BatchWriter (no broker, no Spark): fast query fixtures."""
+    from streaming.writer import BatchWriter
+
+    writer = BatchWriter(url, checkpoint)
+    for batch_id, path in enumerate(paths):
+        writer.write(arrow_batch_of(path, 1000 + batch_id), batch_id, time.monotonic())
+    writer.close()

@@ -7,6 +7,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+import psycopg2
+
 from tripstream.errors import TripstreamError
 from tripstream.settings import Settings, load_settings
 
@@ -119,6 +121,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(load_settings(), args))
     except TripstreamError as e:
         print(f"tripstream: {e}", file=sys.stderr)
+        return 2
+    except psycopg2.OperationalError as e:
+        print(f"tripstream: cannot connect to PostgreSQL ({str(e).strip().splitlines()[0]}). "
+              "Try `make run` to start the local stack, or set TRIPSTREAM_DATABASE_URL.",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -9,24 +9,16 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from producer.chunks import build_chunk
-from producer.reader import line_blocks
 from streaming.writer import BatchWriter
-from tests.conftest import recount_differences
-from tripstream.records import chunk_headers, decode
+from tests.conftest import arrow_batch_of, recount_differences
 from tripstream.settings import Settings
 
 pytestmark = pytest.mark.integration
 
 
-def batch_of(path: Path, file_id: int, partition: int = 0, first_offset: int = 0,
-             chunk_rows: int = 40) -> pa.Table:
-    batches = []
-    for i, (first, block) in enumerate(line_blocks(path, chunk_rows)):
-        chunk = build_chunk(first, block, name=path.name, max_len=100)
-        batches.append(decode(chunk.payload, chunk_headers(file_id, first, chunk.rows),
-                              partition, first_offset + i))
-    return pa.Table.from_batches(batches)
+def batch_of(path: Path, file_id: int, partition: int = 0, first_offset: int = 0
+             ) -> pa.Table:
+    return arrow_batch_of(path, file_id, partition, first_offset, chunk_rows=40)
 
 
 def register(db: Any, file_id: int, rows: int) -> None:

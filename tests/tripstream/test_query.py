@@ -1,0 +1,138 @@
+"""`tripstream query`: hand-computed answers on the sample and on a generated set."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import load_through_writer
+from tripstream.cli import build_parser, main
+from tripstream.generate import generate_files
+from tripstream.query import answer
+from tripstream.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+def ask(settings: Settings, *argv: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    args = build_parser().parse_args(["query", *argv])
+    return answer(settings.database.reader, args.question, args)
+
+
+@pytest.fixture
+def sample_loaded(settings: Settings, db: Any, sample_csv: Path) -> Settings:
+    load_through_writer(settings.database.url, [sample_csv])
+    return settings
+
+
+def test_latest_datasource_on_the_sample(sample_loaded: Settings) -> None:
+    columns, rows = ask(sample_loaded, "latest-datasource")
+    assert rows[0][columns.index("datasource")] == "pt_search_app"
+    assert rows[0][columns.index("top_regions")] == "Turin (38), Prague (34)"
+
+
+def test_regions_of_cheap_mobile_on_the_sample(sample_loaded: Settings) -> None:
+    _, rows = ask(sample_loaded, "regions", "--datasource", "cheap_mobile")
+    assert [(r[0], r[1]) for r in rows] == [("Hamburg", 10), ("Prague", 13), ("Turin", 10)]
+
+
+def test_weekly_average_for_a_region_on_the_sample(sample_loaded: Settings) -> None:
+    # sample spans 2018-05-01 .. 2018-05-31: ISO weeks starting 04-30 .. 05-28 = 5 weeks
+    columns, rows = ask(sample_loaded, "weekly-average", "--region", "Prague")
+    got = dict(zip(columns, rows[0], strict=True))
+    assert (got["weeks"], got["trips"]) == (5, 34)
+    assert float(got["weekly_average"]) == pytest.approx(6.8)
+    _, rows = ask(sample_loaded, "weekly-average", "--region", "Prague", "--from", "2018-05-07",
+                  "--to", "2018-05-13")
+    assert rows[0][3] == 1  # one week
+
+
+def test_bbox_cutting_through_cells_is_exact(sample_loaded: Settings, db: Any) -> None:
+    # edges at 3+ decimals cut through the 0.001-degree cells
+    for box in ("14.4003,50.0107,14.4911,50.0795", "7.5,44.9,7.7,45.1", "0,0,1,1",
+                "14.43109483523328,50.04052930943246,14.5,50.1"):
+        min_lon, min_lat, max_lon, max_lat = (float(v) for v in box.split(","))
+        db.execute("SELECT count(*) FROM trip_data WHERE origin_lon BETWEEN %s AND %s AND "
+                   "origin_lat BETWEEN %s AND %s", (min_lon, max_lon, min_lat, max_lat))
+        expected = db.fetchone()[0]
+        columns, rows = ask(sample_loaded, "weekly-average", "--bbox", box)
+        assert rows[0][columns.index("trips")] == expected, box
+
+
+def test_similar_groups_largest_first(sample_loaded: Settings) -> None:
+    columns, rows = ask(sample_loaded, "similar", "--limit", "200")
+    trips = [r[columns.index("trips")] for r in rows]
+    assert sum(trips) == 100 and trips == sorted(trips, reverse=True)
+
+
+def test_generated_set_with_known_counts(settings: Settings, db: Any, tmp_path: Path) -> None:
+    paths = generate_files(tmp_path / "gen", rows=20_000, files=2, seed=7)
+    load_through_writer(settings.database.url, paths)
+    import pyarrow.csv as pacsv
+
+    table = pacsv.read_csv(paths[0]).to_pandas()
+    import pandas as pd
+
+    table = pd.concat([table, pacsv.read_csv(paths[1]).to_pandas()])
+    when = pd.to_datetime(table["datetime"])
+    weeks = ((when.min() - pd.to_timedelta(when.min().weekday(), "D")).normalize(),
+             (when.max() - pd.to_timedelta(when.max().weekday(), "D")).normalize())
+    n_weeks = (weeks[1] - weeks[0]).days // 7 + 1
+    turin = int((table["region"] == "Turin").sum())
+    columns, rows = ask(settings, "weekly-average", "--region", "Turin")
+    got = dict(zip(columns, rows[0], strict=True))
+    assert (got["trips"], got["weeks"]) == (turin, n_weeks)
+    assert float(got["weekly_average"]) == pytest.approx(round(turin / n_weeks, 2))
+    lon = table["origin_coord"].str.extract(r"\((\S+) (\S+)\)").astype(float)
+    inside = ((lon[0] >= 7.6) & (lon[0] <= 7.7123) & (lon[1] >= 45.01) & (lon[1] <= 45.0987))
+    columns, rows = ask(settings, "weekly-average", "--bbox", "7.6,45.01,7.7123,45.0987")
+    assert rows[0][columns.index("trips")] == int(inside.sum())
+    regions = table[table["datasource"] == "funny_car"]["region"].value_counts().sort_index()
+    _, rows = ask(settings, "regions", "--datasource", "funny_car")
+    assert [(r[0], r[1]) for r in rows] == list(regions.items())
+    latest = table[table["region"].isin(table["region"].value_counts().index[:2])]
+    expected = latest.sort_values(["datetime", "datasource"], ascending=[False, True]).iloc[0]
+    _, rows = ask(settings, "latest-datasource")
+    assert rows[0][0] == expected["datasource"]
+
+
+def test_query_output_formats(sample_loaded: Settings, capsys: Any, monkeypatch: Any) -> None:
+    monkeypatch.setenv("TRIPSTREAM_DATABASE_URL", sample_loaded.database.url)
+    assert main(["query", "--format", "json", "regions", "--datasource", "cheap_mobile"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [d["region"] for d in data] == ["Hamburg", "Prague", "Turin"]
+    assert main(["query", "latest-datasource", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith("pt_search_app,Turin,")
+    assert main(["query", "regions", "--datasource", "x'; DROP TABLE trip_data; --"]) == 0
+    assert "(0 rows)" in capsys.readouterr().out
+    assert main(["query", "similar", "--limit", "3"]) == 0
+    assert "Grouping rule: same 0.01-degree origin cell" in capsys.readouterr().out
+
+
+def test_unreachable_database_is_a_clear_error(capsys: Any, monkeypatch: Any) -> None:
+    monkeypatch.setenv("TRIPSTREAM_DATABASE_URL", "postgresql://tripstream@127.0.0.1:1/x")
+    assert main(["query", "latest-datasource"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot connect to PostgreSQL" in err and "make run" in err
+
+
+def test_reader_role_cannot_write(sample_loaded: Settings) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(sample_loaded.database.reader)
+    with pytest.raises(psycopg2.errors.InsufficientPrivilege), conn.cursor() as cur:
+        cur.execute("DELETE FROM trip_data")
+    conn.close()
+
+
+def test_bad_bbox_is_a_clear_usage_error() -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="MIN_LON,MIN_LAT"):
+        from tripstream.query import bbox
+
+        bbox("1,2,3")
+    assert dt.date.fromisoformat("2018-05-01")
