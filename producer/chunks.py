@@ -87,18 +87,21 @@ def _fast(lines: list[Line], max_len: int) -> tuple[pa.Table, list[Line]]:
             for c, v in cols.items()}
     olon, olat, o_ok = _points(cols["origin_coord"])
     dlon, dlat, d_ok = _points(cols["destination_coord"])
-    stamp = pc.strptime(pc.utf8_trim_whitespace(cols["datetime"]), format=_TS_FORMAT, unit="s",
-                        error_is_null=True)
+    when = pc.utf8_trim_whitespace(cols["datetime"])
+    stamp = pc.strptime(when, format=_TS_FORMAT, unit="s", error_is_null=True)
     ts = pc.cast(stamp, pa.int64())
-    ts_ok = pc.fill_null(pc.and_(pc.greater_equal(ts, _MIN_TS), pc.less_equal(ts, _MAX_TS)),
-                         False)
+    normalised = pc.strftime(stamp, format=_TS_FORMAT)
+    # strptime rolls impossible dates over (2018-02-30 -> 2018-03-02): accept a timestamp
+    # only if it prints back as the very text it came from; the rest goes to the slow path.
+    ts_ok = pc.fill_null(pc.and_(pc.equal(normalised, when), pc.and_(
+        pc.greater_equal(ts, _MIN_TS), pc.less_equal(ts, _MAX_TS))), False)
     ok = pc.and_(pc.and_(o_ok, d_ok), pc.and_(ts_ok, pc.and_(
         _label_ok(cols["region"], max_len), _label_ok(cols["datasource"], max_len))))
     line_no = pa.array([n for n, _ in simple], pa.int32())
     good = pa.table({
         "line_no": line_no, "region": cols["region"], "origin_coord": cols["origin_coord"],
         "destination_coord": cols["destination_coord"],
-        "date_time": pc.strftime(stamp, format=_TS_FORMAT),
+        "date_time": normalised,
         "datasource": cols["datasource"], "origin_lon": olon, "origin_lat": olat,
         "dest_lon": dlon, "dest_lat": dlat, "ts": ts,
     }).filter(ok)

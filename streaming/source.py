@@ -135,8 +135,13 @@ class TripKafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow)
                                "the broker lost records. Resuming from %s; the producer "
                                "re-publishes what never reached Postgres.", p, end, start[p], end)
         base = {p: min(start.get(p, 0), end) for p, end in ends.items()}
-        if isinstance(limit, ReadMaxRows) and limit.max_rows > 0:
-            return cap_offsets(base, ends, limit.max_rows)
+        max_records = limit.max_rows if isinstance(limit, ReadMaxRows) else 0
+        if max_records <= 0 and self._target is None:
+            # A processing-time trigger: keep batches bounded even if the engine passes
+            # ReadAllAvailable (as it can on the first batch after a restart).
+            max_records = self.max_records
+        if max_records > 0:
+            return cap_offsets(base, ends, max_records)
         return dict(ends)
 
     def partitions(self, start: Offsets, end: Offsets) -> Sequence[InputPartition]:

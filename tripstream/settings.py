@@ -70,7 +70,7 @@ class SparkSettings:
     workers: int = 2
     worker_memory: str = "1g"
     worker_cores: int = 1
-    executor_memory: str = "512m"
+    executor_memory: str = "768m"
     driver_memory: str = "1g"
 
     @property
@@ -93,7 +93,7 @@ class ProducerSettings:
     reconcile_after_seconds: float = 60.0
     scan_interval_seconds: float = 1.0
     max_field_length: int = 100
-    compression: str = "lz4"
+    compression: str = "zstd"
     linger_ms: int = 20
 
 

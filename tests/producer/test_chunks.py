@@ -33,6 +33,16 @@ def test_good_and_bad_lines_split_exactly() -> None:
     assert batch.column("datasource").to_pylist()[2] == "b"  # no stray \r
 
 
+def test_impossible_calendar_dates_are_quarantined() -> None:
+    lines = [(n, f"R,POINT (1 2),POINT (3 4),{when},s\n".encode()) for n, when in
+             enumerate(["2018-02-30 10:00:00", "2019-02-29 00:00:00", "2020-02-29 00:00:00",
+                        "2018-04-31 23:59:59", "2018-05-28 24:00:00"], start=2)]
+    chunk = build_chunk(2, lines, name="dates.csv", max_len=100)
+    assert chunk.rows == 1
+    assert sorted(e.line for e in chunk.errors) == [2, 3, 5, 6]
+    assert all("not a valid date" in e.reason for e in chunk.errors)
+
+
 label = st.text(alphabet=st.characters(codec="utf-8", exclude_characters=',"\n\r'),
                 min_size=0, max_size=8)
 coord = st.one_of(st.floats(-200, 200), st.sampled_from(["x", "NaN", "", "1e400"]))
