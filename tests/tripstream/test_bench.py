@@ -1,0 +1,40 @@
+"""A tiny smoke run of the benchmark: the report is produced and the counts are exact."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import wait_for
+from tripstream.bench import run_bench
+from tripstream.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+def test_bench_smoke_produces_an_exact_report(cluster_settings: Settings, db: Any,
+                                              tmp_path: Path, producer_thread: Any,
+                                              streaming_job: Any) -> None:
+    job = streaming_job()
+    producer_thread(cluster_settings)
+    wait_for(lambda: "-> " in job.text(), 120, "streaming job started")
+    args = argparse.Namespace(smoke=True, rows=0, files=0, out=str(tmp_path / "results"))
+    assert run_bench(cluster_settings, args, start_stack=False) == 0
+    reports = list((tmp_path / "results").glob("*.json"))
+    assert len(reports) == 1
+    result = json.loads(reports[0].read_text())
+    assert result["pipeline"]["complete"] is True
+    assert result["exactness"]["trip_data_rows"] == 5000 + 200  # data + two latency probes
+    assert {k: v for k, v in result["exactness"].items() if isinstance(v, int)
+            and k != "trip_data_rows"} == dict.fromkeys(
+        ["region_hour_counts", "datasource_day_counts", "similar_trip_counts",
+         "area_week_counts", "region_datasource_counts", "duplicate (file_id, line_no)"], 0)
+    assert result["ceiling"]["rows"] == 5000
+    assert len(result["pipeline"]["latency_s"]["samples"]) == 2
+    assert set(result["queries_ms"]) >= {"similar", "latest-datasource"}
+    assert reports[0].with_suffix(".png").stat().st_size > 1000
+    assert "COPY ceiling" in reports[0].with_suffix(".md").read_text()

@@ -1,0 +1,275 @@
+"""`tripstream bench`: the COPY ceiling and the full pipeline on the same generated data.
+
+1. ceiling: plain psycopg2 COPY of the files into an empty table of the seed's columns;
+2. pipeline: the files dropped into the inbox of the running stack (started if needed)
+   until every valid row is committed and counted; throughput sampled every second;
+3. latency: small files dropped during the load, drop -> committed (p50/p95);
+4. peak memory (RSS) of every process of the stack; query latencies at the final size;
+5. exactness: the recount check must find 0 differences.
+Results: bench/results/<stamp>.json, .md and .png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import shutil
+import statistics
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from tripstream import PROJECT_ROOT, SQL_DIR
+from tripstream.db import connect
+from tripstream.generate import generate_files
+from tripstream.settings import Settings
+
+logger = logging.getLogger(__name__)
+QUERIES = {
+    "weekly-average --region Prague": ["weekly-average", "--region", "Prague"],
+    "weekly-average --bbox (Prague centre)": ["weekly-average", "--bbox",
+                                              "14.3712,50.0403,14.5121,50.1187"],
+    "similar": ["similar", "--limit", "20"],
+    "latest-datasource": ["latest-datasource"],
+    "regions --datasource cheap_mobile": ["regions", "--datasource", "cheap_mobile"],
+}
+
+
+def ceiling(url: str, files: list[Path]) -> dict[str, float]:
+    conn = connect(url, application="tripstream-bench")
+    rows = 0
+    with conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS bench_ceiling; CREATE TABLE bench_ceiling (region text,"
+                    " origin_coord text, destination_coord text, date_time timestamp,"
+                    " datasource text)")
+    started = time.monotonic()
+    for path in files:
+        with conn, conn.cursor() as cur, path.open("rb") as f:
+            cur.copy_expert("COPY bench_ceiling FROM STDIN WITH (FORMAT csv, HEADER true)", f)
+            rows += cur.rowcount
+    elapsed = time.monotonic() - started
+    with conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE bench_ceiling")
+    conn.close()
+    return {"rows": rows, "seconds": round(elapsed, 2), "rows_per_s": round(rows / elapsed)}
+
+
+class MemoryWatch(threading.Thread):
+    """Peak RSS per stack process (JVM children included), sampled every second."""
+
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__(daemon=True)
+        self.run_dir, self.peak_mb = run_dir, {}  # type: ignore[var-annotated]
+        self.done = threading.Event()
+
+    def _sample(self) -> None:
+        for pid_file in self.run_dir.glob("*.pid"):
+            try:
+                proc = psutil.Process(int(pid_file.read_text()))
+                tree = [proc, *proc.children(recursive=True)]
+            except (psutil.Error, ValueError):
+                continue
+            for p in tree:
+                try:
+                    name = pid_file.stem
+                    if "CoarseGrainedExecutorBackend" in " ".join(p.cmdline()):
+                        name = f"{pid_file.stem} executor"
+                    elif p is not proc and p.name() == "java":
+                        name = f"{pid_file.stem} jvm"
+                    elif p is not proc:
+                        continue
+                    rss = p.memory_info().rss / 2**20
+                    self.peak_mb[name] = round(max(self.peak_mb.get(name, 0), rss))
+                except psutil.Error:
+                    continue
+
+    def run(self) -> None:
+        while not self.done.wait(1.0):
+            self._sample()
+
+
+def _committed(url: str) -> int:
+    conn = connect(url, application="tripstream-bench")
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT coalesce(sum(rows_committed), 0) FROM ingest_files")
+            return int(cur.fetchone()[0])  # type: ignore[index]
+    finally:
+        conn.close()
+
+
+def _committed_at(url: str, name: str) -> dt.datetime | None:
+    conn = connect(url, application="tripstream-bench")
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT committed_at FROM ingest_files WHERE name = %s AND "
+                        "state = 'committed'", (name,))
+            row = cur.fetchone()
+            return row[0] if row else None
+    finally:
+        conn.close()
+
+
+def pipeline(settings: Settings, files: list[Path], expected: int, probes: int,
+             work: Path, timeout: float) -> dict[str, Any]:
+    url, inbox = settings.database.url, settings.paths.inbox
+    base = _committed(url)
+    started = time.monotonic()
+    for path in files:  # rename into the inbox: complete files appear atomically
+        shutil.copy(path, inbox / f".{path.name}.part")
+        (inbox / f".{path.name}.part").rename(inbox / path.name)
+    timeline: list[tuple[float, int]] = []
+    latencies: list[float] = []
+    probe_files = generate_files(work / "probes", rows=100 * probes, files=probes,
+                                 seed=int(time.time() * 1000) % 1_000_000,
+                                 prefix="probe") if probes else []
+    pending: dict[str, dt.datetime] = {}
+    deadline = started + timeout
+    done = 0
+    while time.monotonic() < deadline:
+        done = _committed(url) - base
+        now = time.monotonic()
+        timeline.append((round(now - started, 1), done))
+        if probe_files and done > 0 and len(timeline) % 3 == 0:
+            probe = probe_files.pop(0)
+            pending[probe.name] = dt.datetime.now(dt.UTC)
+            shutil.copy(probe, inbox / f".{probe.name}.part")
+            (inbox / f".{probe.name}.part").rename(inbox / probe.name)
+        for name, dropped in list(pending.items()):
+            at = _committed_at(url, name)
+            if at is not None:
+                latencies.append((at - dropped).total_seconds())
+                del pending[name]
+        if done >= expected + 100 * (probes - len(probe_files)) and not pending \
+                and not probe_files:
+            break
+        time.sleep(1.0)
+    elapsed = time.monotonic() - started
+    bulk_rows = min(done, expected)
+    steady = [b - a for (_, a), (_, b) in zip(timeline, timeline[1:], strict=False)]
+    return {
+        "rows": done, "expected": expected, "seconds": round(elapsed, 1),
+        "rows_per_s": round(bulk_rows / elapsed) if elapsed else 0,
+        "peak_rows_per_s": max(steady, default=0),
+        "complete": done >= expected, "timeline": timeline,
+        "latency_s": {"samples": [round(x, 2) for x in latencies],
+                      "p50": _pct(latencies, 50), "p95": _pct(latencies, 95)},
+    }
+
+
+def _pct(values: list[float], pct: int) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))], 2)
+
+
+def query_latencies(settings: Settings) -> dict[str, float]:
+    from tripstream.cli import build_parser
+    from tripstream.query import answer
+
+    out = {}
+    for label, argv in QUERIES.items():
+        args = build_parser().parse_args(["query", *argv])
+        times = []
+        for _ in range(5):
+            t = time.monotonic()
+            answer(settings.database.reader, args.question, args)
+            times.append((time.monotonic() - t) * 1000)
+        out[label] = round(statistics.median(times), 1)
+    return out
+
+
+def exactness(settings: Settings) -> dict[str, int]:
+    conn = connect(settings.database.url, application="tripstream-bench")
+    try:
+        with conn.cursor() as cur:
+            cur.execute((SQL_DIR / "checks" / "recount.sql").read_text())
+            diffs = {str(k): int(v) for k, v in cur.fetchall()}
+            cur.execute("SELECT count(*), pg_size_pretty(pg_total_relation_size('trip_data')) "
+                        "FROM trip_data")
+            rows, size = cur.fetchone()  # type: ignore[misc]
+        return {**diffs, "trip_data_rows": int(rows), "trip_data_size": size}
+    finally:
+        conn.close()
+
+
+def write_report(result: dict[str, Any], out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = result["stamp"]
+    (out_dir / f"{stamp}.json").write_text(json.dumps(result, indent=2, default=str))
+    p, c = result["pipeline"], result["ceiling"]
+    lines = [f"# tripstream bench {stamp}", "",
+             f"rows: {result['rows']} in {result['files']} files (valid {result['valid']})", "",
+             "| measure | value |", "| --- | --- |",
+             f"| COPY ceiling | {c['rows_per_s']:,} rows/s |",
+             f"| pipeline, file drop to rows committed | {p['rows_per_s']:,} rows/s |",
+             f"| ratio pipeline / ceiling | {result['ratio']:.2f} |",
+             f"| small-file latency p50 / p95 | {p['latency_s']['p50']} s / "
+             f"{p['latency_s']['p95']} s |",
+             f"| all rows committed | {p['complete']} |", ""]
+    lines += ["| query | median ms |", "| --- | --- |"]
+    lines += [f"| {q} | {ms} |" for q, ms in result["queries_ms"].items()]
+    lines += ["", "| process | peak RSS MB |", "| --- | --- |"]
+    lines += [f"| {n} | {mb} |" for n, mb in sorted(result["peak_rss_mb"].items())]
+    lines += ["", "exactness (differences must be 0): " + json.dumps(result["exactness"]), "",
+              f"![throughput]({stamp}.png)"]
+    summary = out_dir / f"{stamp}.md"
+    summary.write_text("\n".join(lines) + "\n")
+    _plot(result, out_dir / f"{stamp}.png")
+    return summary
+
+
+def _plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    timeline = result["pipeline"]["timeline"]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    a.plot([t for t, _ in timeline], [n for _, n in timeline])
+    a.set(title="rows committed", xlabel="seconds since drop", ylabel="rows")
+    b.hist(result["pipeline"]["latency_s"]["samples"] or [0], bins=10)
+    b.set(title="small-file latency (drop -> committed)", xlabel="seconds")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def run_bench(settings: Settings, args: argparse.Namespace, *, start_stack: bool = True
+              ) -> int:
+    from tripstream.stack.local import LocalStack
+
+    rows, files = (5000, 2) if args.smoke else (args.rows, args.files)
+    probes = 2 if args.smoke else max(5, min(20, rows // 200_000))
+    work = Path(settings.paths.state_dir) / "bench"
+    shutil.rmtree(work, ignore_errors=True)
+    data = generate_files(work / "data", rows=rows, files=files, seed=int(time.time()) % 10000)
+    stack = LocalStack(settings)
+    if start_stack:
+        stack.up()
+    result: dict[str, Any] = {"stamp": dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ"),
+                              "rows": rows, "files": files, "valid": rows}
+    result["ceiling"] = ceiling(settings.database.url, data)
+    watch = MemoryWatch(stack.run_dir)
+    watch.start()
+    result["pipeline"] = pipeline(settings, data, rows, probes, work, timeout=max(
+        120.0, rows / 20_000))
+    watch.done.set()
+    result["peak_rss_mb"] = watch.peak_mb
+    result["ratio"] = result["pipeline"]["rows_per_s"] / max(result["ceiling"]["rows_per_s"], 1)
+    result["queries_ms"] = query_latencies(settings)
+    result["exactness"] = exactness(settings)
+    out = Path(args.out)
+    summary = write_report(result, out if out.is_absolute() else PROJECT_ROOT / out)
+    print(summary.read_text())
+    ok = result["pipeline"]["complete"] and all(
+        v == 0 for k, v in result["exactness"].items() if isinstance(v, int)
+        and k != "trip_data_rows")
+    return 0 if ok else 1
