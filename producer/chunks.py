@@ -39,8 +39,10 @@ class BuiltChunk:
 def _label_ok(col: pa.Array, max_len: int) -> pa.Array:
     length = pc.utf8_length(col)
     return pc.and_(
-        pc.and_(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(col)), 0),
-                pc.less_equal(length, max_len)),
+        pc.and_(
+            pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(col)), 0),
+            pc.less_equal(length, max_len),
+        ),
         pc.invert(pc.match_substring_regex(col, _CONTROL_RE)),
     )
 
@@ -76,15 +78,17 @@ def _fast(lines: list[Line], max_len: int) -> tuple[pa.Table, list[Line]]:
             read_options=pacsv.ReadOptions(column_names=list(HEADER), use_threads=False),
             parse_options=pacsv.ParseOptions(quote_char=False),
             convert_options=pacsv.ConvertOptions(
-                column_types={c: pa.string() for c in HEADER}, strings_can_be_null=False),
+                column_types={c: pa.string() for c in HEADER}, strings_can_be_null=False
+            ),
         )
     except (UnicodeDecodeError, pa.ArrowInvalid):
         return _empty(), lines
     if table.num_rows != len(simple):
         return _empty(), lines
     cols = {c: table.column(c).combine_chunks() for c in HEADER}
-    cols = {c: pc.utf8_rtrim(v, characters="\r") if c == "datasource" else v
-            for c, v in cols.items()}
+    cols = {
+        c: pc.utf8_rtrim(v, characters="\r") if c == "datasource" else v for c, v in cols.items()
+    }
     olon, olat, o_ok = _points(cols["origin_coord"])
     dlon, dlat, d_ok = _points(cols["destination_coord"])
     when = pc.utf8_trim_whitespace(cols["datetime"])
@@ -93,18 +97,36 @@ def _fast(lines: list[Line], max_len: int) -> tuple[pa.Table, list[Line]]:
     normalised = pc.strftime(stamp, format=_TS_FORMAT)
     # strptime rolls impossible dates over (2018-02-30 -> 2018-03-02): accept a timestamp
     # only if it prints back as the very text it came from; the rest goes to the slow path.
-    ts_ok = pc.fill_null(pc.and_(pc.equal(normalised, when), pc.and_(
-        pc.greater_equal(ts, _MIN_TS), pc.less_equal(ts, _MAX_TS))), False)
-    ok = pc.and_(pc.and_(o_ok, d_ok), pc.and_(ts_ok, pc.and_(
-        _label_ok(cols["region"], max_len), _label_ok(cols["datasource"], max_len))))
+    ts_ok = pc.fill_null(
+        pc.and_(
+            pc.equal(normalised, when),
+            pc.and_(pc.greater_equal(ts, _MIN_TS), pc.less_equal(ts, _MAX_TS)),
+        ),
+        False,
+    )
+    ok = pc.and_(
+        pc.and_(o_ok, d_ok),
+        pc.and_(
+            ts_ok,
+            pc.and_(_label_ok(cols["region"], max_len), _label_ok(cols["datasource"], max_len)),
+        ),
+    )
     line_no = pa.array([n for n, _ in simple], pa.int32())
-    good = pa.table({
-        "line_no": line_no, "region": cols["region"], "origin_coord": cols["origin_coord"],
-        "destination_coord": cols["destination_coord"],
-        "date_time": normalised,
-        "datasource": cols["datasource"], "origin_lon": olon, "origin_lat": olat,
-        "dest_lon": dlon, "dest_lat": dlat, "ts": ts,
-    }).filter(ok)
+    good = pa.table(
+        {
+            "line_no": line_no,
+            "region": cols["region"],
+            "origin_coord": cols["origin_coord"],
+            "destination_coord": cols["destination_coord"],
+            "date_time": normalised,
+            "datasource": cols["datasource"],
+            "origin_lon": olon,
+            "origin_lat": olat,
+            "dest_lon": dlon,
+            "dest_lat": dlat,
+            "ts": ts,
+        }
+    ).filter(ok)
     ok_list = ok.to_pylist()
     rest.extend(item for item, accepted in zip(simple, ok_list, strict=True) if not accepted)
     return good, rest
@@ -118,36 +140,54 @@ def _rows_table(rows: list[Row]) -> pa.Table:
     return pa.table({c: pa.array([getattr(r, c) for r in rows], ARROW_TYPES[c]) for c in COLUMNS})
 
 
-def _slow(lines: list[Line], name: str, max_len: int) -> tuple[list[Row], list[RowError],
-                                                              list[bytes]]:
+def _slow(
+    lines: list[Line], name: str, max_len: int
+) -> tuple[list[Row], list[RowError], list[bytes]]:
     rows: list[Row] = []
     errors: list[RowError] = []
     raws: list[bytes] = []
     for line_no, raw in lines:
         try:
-            rows.append(parse_row(split_fields(_decode(raw, name, line_no)), file=name,
-                                  line=line_no, max_len=max_len))
+            rows.append(
+                parse_row(
+                    split_fields(_decode(raw, name, line_no)),
+                    file=name,
+                    line=line_no,
+                    max_len=max_len,
+                )
+            )
         except RowError as e:
             errors.append(e)
             raws.append(raw)
         except Exception as e:  # csv.Error for a broken quote
-            errors.append(RowError(name, line_no, f"malformed CSV ({e})",
-                                   "closing every opening quote on the same line"))
+            errors.append(
+                RowError(
+                    name,
+                    line_no,
+                    f"malformed CSV ({e})",
+                    "closing every opening quote on the same line",
+                )
+            )
             raws.append(raw)
     return rows, errors, raws
 
 
 def _decode(raw: bytes, name: str, line: int) -> str:
     if len(raw) > MAX_LINE_BYTES:
-        raise RowError(name, line, f"line is {len(raw)} bytes long (max {MAX_LINE_BYTES})",
-                       "splitting the data into one trip per line")
+        raise RowError(
+            name,
+            line,
+            f"line is {len(raw)} bytes long (max {MAX_LINE_BYTES})",
+            "splitting the data into one trip per line",
+        )
     if b"\x00" in raw:
         raise RowError(name, line, "line contains NUL bytes", "re-exporting the file as text CSV")
     try:
         return raw.rstrip(b"\r\n").decode("utf-8")
     except UnicodeDecodeError as e:
-        raise RowError(name, line, f"line is not valid UTF-8 (byte {e.start})",
-                       "saving the file as UTF-8") from e
+        raise RowError(
+            name, line, f"line is not valid UTF-8 (byte {e.start})", "saving the file as UTF-8"
+        ) from e
 
 
 def build_chunk(first_line: int, lines: list[Line], *, name: str, max_len: int) -> BuiltChunk:

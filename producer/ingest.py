@@ -46,8 +46,13 @@ class Ingester:
         known = self.ledger.register(file_id, sha256, path.name, size)
         if known.state in ("published", "committed"):
             target = self._move(path, self.paths.done, sha256[:8])
-            logger.info("%s: same content as file %s (%s); nothing published, moved to %s",
-                        path.name, file_id, known.state, target)
+            logger.info(
+                "%s: same content as file %s (%s); nothing published, moved to %s",
+                path.name,
+                file_id,
+                known.state,
+                target,
+            )
             return "duplicate"
         if known.state == "rejected":
             self._reject(path, file_id, sha256, "the same content was rejected before")
@@ -67,8 +72,9 @@ class Ingester:
         valid = rejected = chunks = 0
         with _QuarantineFile(qfile) as quarantine:
             for first, block in line_blocks(path, chunk_rows, name=path.name):
-                chunk = build_chunk(first, block, name=path.name,
-                                    max_len=self.settings.producer.max_field_length)
+                chunk = build_chunk(
+                    first, block, name=path.name, max_len=self.settings.producer.max_field_length
+                )
                 if chunk.rows:
                     self.publisher.send(file_id, first, chunk.rows, chunk.payload)
                     chunks += 1
@@ -79,19 +85,36 @@ class Ingester:
                 now = time.monotonic()
                 if now - last_log >= PROGRESS_EVERY_S:
                     self.ledger.progress(file_id, valid)
-                    logger.info("%s: %s rows read, %.0f rows/s", path.name, valid + rejected,
-                                (valid + rejected) / (now - started))
+                    logger.info(
+                        "%s: %s rows read, %.0f rows/s",
+                        path.name,
+                        valid + rejected,
+                        (valid + rejected) / (now - started),
+                    )
                     last_log = now
             offsets = self.publisher.confirm()
             if rejected:
                 quarantine.keep()
-        self.ledger.published(file_id, total=valid + rejected, valid=valid, rejected=rejected,
-                              chunks=chunks, stored_path=str(target), offsets=offsets)
+        self.ledger.published(
+            file_id,
+            total=valid + rejected,
+            valid=valid,
+            rejected=rejected,
+            chunks=chunks,
+            stored_path=str(target),
+            offsets=offsets,
+        )
         self._move(path, self.paths.done, sha256[:8], target)
         elapsed = time.monotonic() - started
-        logger.info("%s: published %s rows in %s chunks, quarantined %s, %.0f rows/s, file %s",
-                    path.name, valid, chunks, rejected, (valid + rejected) / max(elapsed, 1e-6),
-                    file_id)
+        logger.info(
+            "%s: published %s rows in %s chunks, quarantined %s, %.0f rows/s, file %s",
+            path.name,
+            valid,
+            chunks,
+            rejected,
+            (valid + rejected) / max(elapsed, 1e-6),
+            file_id,
+        )
         return "published"
 
     def reject_unsupported(self, path: Path) -> None:
@@ -102,14 +125,20 @@ class Ingester:
             return
         file_id = file_id_of(sha256)
         self.ledger.register(file_id, sha256, path.name, size)
-        self._reject(path, file_id, sha256, f"{path.name}: not a .csv or .csv.gz file. Try "
-                     "renaming it to *.csv if it is a trip CSV, or keep it out of the inbox")
+        self._reject(
+            path,
+            file_id,
+            sha256,
+            f"{path.name}: not a .csv or .csv.gz file. Try "
+            "renaming it to *.csv if it is a trip CSV, or keep it out of the inbox",
+        )
 
     def _reject(self, path: Path, file_id: int, sha256: str, reason: str) -> None:
         target = self._move(path, self.paths.rejected, sha256[:8])
         report = target.with_name(target.name + ".report.txt")
-        report.write_text(f"file: {path.name}\nsha256: {sha256}\nrejected: {reason}\n",
-                          encoding="utf-8")
+        report.write_text(
+            f"file: {path.name}\nsha256: {sha256}\nrejected: {reason}\n", encoding="utf-8"
+        )
         self.ledger.rejected(file_id, reason, str(target))
         logger.warning("%s rejected: %s (moved to %s)", path.name, reason, target)
 
@@ -121,7 +150,8 @@ class Ingester:
         except OSError as e:
             raise TransientError(
                 f"cannot move {path} to {target}: {e.strerror}. The file stays in the inbox; "
-                f"try freeing disk space or fixing permissions on {folder}.") from e
+                f"try freeing disk space or fixing permissions on {folder}."
+            ) from e
         return target
 
     # -- reconciliation: chunks the broker acknowledged but Postgres never saw ------------
@@ -135,8 +165,10 @@ class Ingester:
         broker_end = self._broker_end_offsets()
         sent = 0
         for file_id, stored, chunk_rows, last in stale:
-            lost = any(stream_end.get(int(p), -1) > off or broker_end.get(int(p), 0) <= off
-                       for p, off in last.items())
+            lost = any(
+                stream_end.get(int(p), -1) > off or broker_end.get(int(p), 0) <= off
+                for p, off in last.items()
+            )
             if lost:
                 sent += self._republish(file_id, Path(stored), chunk_rows)
         return sent
@@ -147,8 +179,9 @@ class Ingester:
         for first, block in line_blocks(path, chunk_rows, name=path.name):
             if first in done:
                 continue
-            chunk = build_chunk(first, block, name=path.name,
-                                max_len=self.settings.producer.max_field_length)
+            chunk = build_chunk(
+                first, block, name=path.name, max_len=self.settings.producer.max_field_length
+            )
             if chunk.rows:
                 self.publisher.send(file_id, first, chunk.rows, chunk.payload)
                 sent += 1
@@ -161,8 +194,9 @@ class Ingester:
         kafka = self.settings.kafka
         try:
             if self._consumer is None:
-                self._consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap.split(","),
-                                               enable_auto_commit=False)
+                self._consumer = KafkaConsumer(
+                    bootstrap_servers=kafka.bootstrap.split(","), enable_auto_commit=False
+                )
             parts = self._consumer.partitions_for_topic(kafka.topic) or set()
             ends = self._consumer.end_offsets([TopicPartition(kafka.topic, p) for p in parts])
         except KafkaError as e:

@@ -28,6 +28,7 @@ class Ledger:
             with transaction(self.url, application="tripstream-producer") as cur:
                 cur.execute(sql, params)
                 return list(cur.fetchall()) if cur.description else []
+
         return retry(action, what=what)
 
     def register(self, file_id: int, sha256: str, name: str, size: int) -> FileRecord:
@@ -38,23 +39,44 @@ class Ledger:
                ON CONFLICT (file_id) DO UPDATE
                    SET drops = ingest_files.drops + 1, updated_at = now()
                RETURNING state, chunk_rows, drops, stored_path""",
-            (file_id, sha256, name, size), "register file")
+            (file_id, sha256, name, size),
+            "register file",
+        )
         state, chunk_rows, drops, stored = rows[0]
-        return FileRecord(str(state), chunk_rows if chunk_rows is None else int(str(chunk_rows)),
-                          int(str(drops)), None if stored is None else str(stored))
+        return FileRecord(
+            str(state),
+            chunk_rows if chunk_rows is None else int(str(chunk_rows)),
+            int(str(drops)),
+            None if stored is None else str(stored),
+        )
 
     def publishing(self, file_id: int, chunk_rows: int) -> None:
-        self._run("""UPDATE ingest_files SET state = 'publishing', updated_at = now(),
+        self._run(
+            """UPDATE ingest_files SET state = 'publishing', updated_at = now(),
                          chunk_rows = coalesce(chunk_rows, %s)
                      WHERE file_id = %s AND state IN ('seen', 'publishing')""",
-                  (chunk_rows, file_id), "mark publishing")
+            (chunk_rows, file_id),
+            "mark publishing",
+        )
 
     def progress(self, file_id: int, rows_published: int) -> None:
-        self._run("UPDATE ingest_files SET rows_published = %s, updated_at = now() "
-                  "WHERE file_id = %s", (rows_published, file_id), "progress")
+        self._run(
+            "UPDATE ingest_files SET rows_published = %s, updated_at = now() WHERE file_id = %s",
+            (rows_published, file_id),
+            "progress",
+        )
 
-    def published(self, file_id: int, *, total: int, valid: int, rejected: int, chunks: int,
-                  stored_path: str, offsets: dict[int, int]) -> None:
+    def published(
+        self,
+        file_id: int,
+        *,
+        total: int,
+        valid: int,
+        rejected: int,
+        chunks: int,
+        stored_path: str,
+        offsets: dict[int, int],
+    ) -> None:
         """Every record acknowledged: published, or committed if the stream was faster."""
         self._run(
             """UPDATE ingest_files SET
@@ -64,33 +86,63 @@ class Ledger:
                    state = CASE WHEN rows_committed >= %s THEN 'committed' ELSE 'published' END,
                    committed_at = CASE WHEN rows_committed >= %s THEN now() END
                WHERE file_id = %s""",
-            (total, valid, rejected, valid, chunks, stored_path, json.dumps(offsets), valid,
-             valid, file_id), "mark published")
+            (
+                total,
+                valid,
+                rejected,
+                valid,
+                chunks,
+                stored_path,
+                json.dumps(offsets),
+                valid,
+                valid,
+                file_id,
+            ),
+            "mark published",
+        )
 
     def rejected(self, file_id: int, error: str, stored_path: str) -> None:
-        self._run("""UPDATE ingest_files SET state = 'rejected', error = %s, stored_path = %s,
+        self._run(
+            """UPDATE ingest_files SET state = 'rejected', error = %s, stored_path = %s,
                          updated_at = now()
                      WHERE file_id = %s AND state IN ('seen', 'publishing', 'rejected')""",
-                  (error, stored_path, file_id), "mark rejected")
+            (error, stored_path, file_id),
+            "mark rejected",
+        )
 
     def republished(self, file_id: int, offsets: dict[int, int]) -> None:
-        self._run("""UPDATE ingest_files SET republishes = republishes + 1, updated_at = now(),
+        self._run(
+            """UPDATE ingest_files SET republishes = republishes + 1, updated_at = now(),
                          published_at = now(), last_offsets = %s::jsonb WHERE file_id = %s""",
-                  (json.dumps(offsets), file_id), "mark republished")
+            (json.dumps(offsets), file_id),
+            "mark republished",
+        )
 
-    def quarantine(self, file_id: int, name: str, errors: list[RowError],
-                   raws: list[bytes]) -> None:
+    def quarantine(
+        self, file_id: int, name: str, errors: list[RowError], raws: list[bytes]
+    ) -> None:
         if not errors:
             return
-        values = [(file_id, name, e.line, f"{e.reason}. Try {e.fix}",
-                   raw.decode("utf-8", "replace").replace("\x00", "\\0").rstrip("\r\n"))
-                  for e, raw in zip(errors, raws, strict=True)]
+        values = [
+            (
+                file_id,
+                name,
+                e.line,
+                f"{e.reason}. Try {e.fix}",
+                raw.decode("utf-8", "replace").replace("\x00", "\\0").rstrip("\r\n"),
+            )
+            for e, raw in zip(errors, raws, strict=True)
+        ]
 
         def action() -> None:
             with transaction(self.url, application="tripstream-producer") as cur:
                 psycopg2.extras.execute_values(
-                    cur, "INSERT INTO quarantine (file_id, file_name, line_no, reason, raw_line) "
-                    "VALUES %s ON CONFLICT (file_id, line_no) DO NOTHING", values)
+                    cur,
+                    "INSERT INTO quarantine (file_id, file_name, line_no, reason, raw_line) "
+                    "VALUES %s ON CONFLICT (file_id, line_no) DO NOTHING",
+                    values,
+                )
+
         retry(action, what="quarantine rows")
 
     def stale(self, older_than_s: float) -> list[tuple[int, str, int, dict[str, int]]]:
@@ -99,19 +151,29 @@ class Ledger:
             """SELECT file_id, stored_path, chunk_rows, coalesce(last_offsets, '{}'::jsonb)
                FROM ingest_files
                WHERE state = 'published' AND published_at < now() - %s * interval '1 second'""",
-            (older_than_s,), "find stale files")
-        return [(int(str(r[0])), str(r[1]), int(str(r[2])), dict(r[3]))  # type: ignore[call-overload]
-                for r in rows]
+            (older_than_s,),
+            "find stale files",
+        )
+        return [
+            (int(str(r[0])), str(r[1]), int(str(r[2])), dict(r[3]))  # type: ignore[call-overload]
+            for r in rows
+        ]
 
     def committed_chunks(self, file_id: int) -> set[int]:
-        rows = self._run("SELECT first_line FROM ingested_chunks WHERE file_id = %s",
-                         (file_id,), "read committed chunks")
+        rows = self._run(
+            "SELECT first_line FROM ingested_chunks WHERE file_id = %s",
+            (file_id,),
+            "read committed chunks",
+        )
         return {int(str(r[0])) for r in rows}
 
     def stream_end_offsets(self) -> dict[int, int]:
         """End offsets of the newest committed micro-batch, per partition."""
-        rows = self._run("SELECT offsets->'end' FROM stream_batches "
-                         "ORDER BY committed_at DESC LIMIT 1", (), "read stream offsets")
+        rows = self._run(
+            "SELECT offsets->'end' FROM stream_batches ORDER BY committed_at DESC LIMIT 1",
+            (),
+            "read stream offsets",
+        )
         if not rows or not rows[0][0]:
             return {}
         end = rows[0][0]

@@ -31,15 +31,21 @@ class Publisher:
                 request_timeout_ms=30000,
             )
         except KafkaError as e:
-            raise TransientError(f"cannot reach Kafka at {kafka.bootstrap}: {e}. "
-                                 "Try checking that the broker runs.") from e
+            raise TransientError(
+                f"cannot reach Kafka at {kafka.bootstrap}: {e}. Try checking that the broker runs."
+            ) from e
         self._pending: list[Any] = []
 
     def send(self, file_id: int, first_line: int, rows: int, payload: bytes) -> None:
         try:
-            self._pending.append(self._producer.send(
-                self.topic, key=str(file_id).encode(), value=payload,
-                headers=chunk_headers(file_id, first_line, rows)))
+            self._pending.append(
+                self._producer.send(
+                    self.topic,
+                    key=str(file_id).encode(),
+                    value=payload,
+                    headers=chunk_headers(file_id, first_line, rows),
+                )
+            )
         except KafkaError as e:
             raise TransientError(f"publishing to {self.topic} failed: {e}") from e
 
@@ -53,8 +59,10 @@ class Publisher:
                 meta = future.get(timeout=60)
                 offsets[meta.partition] = max(offsets.get(meta.partition, -1), meta.offset)
         except KafkaError as e:
-            raise TransientError(f"the broker did not acknowledge every record: {e}. "
-                                 "The file stays in the inbox and is published again.") from e
+            raise TransientError(
+                f"the broker did not acknowledge every record: {e}. "
+                "The file stays in the inbox and is published again."
+            ) from e
         return offsets
 
     def close(self) -> None:

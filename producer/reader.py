@@ -56,23 +56,27 @@ def check_header(raw: bytes, name: str) -> None:
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     if not raw.strip():
-        raise FileRejectedError(name, 1, "the file is empty",
-                                "dropping a CSV whose first line is " + ",".join(HEADER))
+        raise FileRejectedError(
+            name, 1, "the file is empty", "dropping a CSV whose first line is " + ",".join(HEADER)
+        )
     try:
         text = raw.rstrip(b"\r\n").decode("utf-8")
         if "\x00" in text:
             raise UnicodeDecodeError("utf-8", raw, 0, 1, "NUL byte")
         columns = tuple(c.strip().lower() for c in split_fields(text))
     except (UnicodeDecodeError, csv.Error) as e:
-        raise FileRejectedError(name, 1, "the file is binary or not UTF-8 text",
-                                "exporting it as a UTF-8 CSV") from e
+        raise FileRejectedError(
+            name, 1, "the file is binary or not UTF-8 text", "exporting it as a UTF-8 CSV"
+        ) from e
     if columns != HEADER:
-        raise FileRejectedError(name, 1, f"the header is {text[:120]!r}",
-                                "the header " + ",".join(HEADER))
+        raise FileRejectedError(
+            name, 1, f"the header is {text[:120]!r}", "the header " + ",".join(HEADER)
+        )
 
 
-def line_blocks(path: Path, block_lines: int, *, name: str | None = None
-                ) -> Iterator[tuple[int, list[Line]]]:
+def line_blocks(
+    path: Path, block_lines: int, *, name: str | None = None
+) -> Iterator[tuple[int, list[Line]]]:
     """Yield (first_line, [(line_no, raw_bytes), ...]) per block of `block_lines` lines.
 
     Block boundaries depend only on line numbers, so re-reading a file yields the same
@@ -84,7 +88,7 @@ def line_blocks(path: Path, block_lines: int, *, name: str | None = None
     try:
         with _open(path) as f:
             check_header(f.readline(MAX_LINE_BYTES), name)
-            first, block = 2, []
+            first, block = 2, list[Line]()
             line_no = 1
             for line_no, raw in enumerate(f, start=2):
                 if line_no - first >= block_lines:
@@ -97,8 +101,10 @@ def line_blocks(path: Path, block_lines: int, *, name: str | None = None
             if block:
                 yield first, block
     except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise FileRejectedError(name, 0, f"the file cannot be read ({e})",
-                                "re-compressing or re-copying the file") from e
+        raise FileRejectedError(
+            name, 0, f"the file cannot be read ({e})", "re-compressing or re-copying the file"
+        ) from e
     if seen == 0:
-        raise FileRejectedError(name, 2, "the file has a header but no rows",
-                                "dropping a file with at least one trip")
+        raise FileRejectedError(
+            name, 2, "the file has a header but no rows", "dropping a file with at least one trip"
+        )

@@ -26,8 +26,9 @@ def run_producer(settings: Settings, stop: threading.Event | None = None) -> Non
     for folder in (paths.inbox, paths.done, paths.rejected):
         folder.mkdir(parents=True, exist_ok=True)
     retry(lambda: apply_schema(settings.database.url), what="apply schema", attempts=10)
-    publisher = retry(lambda: Publisher(settings.kafka, settings.producer),
-                      what="connect to Kafka", attempts=10)
+    publisher = retry(
+        lambda: Publisher(settings.kafka, settings.producer), what="connect to Kafka", attempts=10
+    )
     ingester = Ingester(settings, Ledger(settings.database.url), publisher)
     watcher = InboxWatcher(paths.inbox, settings.producer.settle_seconds)
     watcher.start()

@@ -83,8 +83,7 @@ class InboxWatcher:
 
     def start(self) -> None:
         self.inbox.mkdir(parents=True, exist_ok=True)
-        self._observer.schedule(_Handler(self.events, self.inbox), str(self.inbox),
-                                recursive=False)
+        self._observer.schedule(_Handler(self.events, self.inbox), str(self.inbox), recursive=False)
         self._observer.start()
 
     def stop(self) -> None:
@@ -126,7 +125,11 @@ class InboxWatcher:
             entry = self.pending[path] = _Pending(st.st_size, st.st_mtime, now)
         elif (st.st_size, st.st_mtime) != (entry.size, entry.mtime):
             entry.size, entry.mtime, entry.changed_at, entry.closed = (
-                st.st_size, st.st_mtime, now, False)
+                st.st_size,
+                st.st_mtime,
+                now,
+                False,
+            )
         return entry
 
     def scan(self) -> None:
@@ -135,8 +138,12 @@ class InboxWatcher:
         for path in self.inbox.iterdir():
             if path.is_dir():
                 if path not in self._warned:
-                    logger.warning("%s is a folder: subfolders of the inbox are not watched; "
-                                   "move its files into %s", path, self.inbox)
+                    logger.warning(
+                        "%s is a folder: subfolders of the inbox are not watched; "
+                        "move its files into %s",
+                        path,
+                        self.inbox,
+                    )
                     self._warned.add(path)
                 continue
             if classify(path) != "ignore":
@@ -146,8 +153,11 @@ class InboxWatcher:
 
     def ready(self) -> list[Path]:
         now = time.monotonic()
-        done = [p for p, e in self.pending.items() if now >= e.retry_at
-                and (e.closed or now - e.changed_at >= self.settle)]
+        done = [
+            p
+            for p, e in self.pending.items()
+            if now >= e.retry_at and (e.closed or now - e.changed_at >= self.settle)
+        ]
         return sorted(done, key=lambda p: self.pending[p].changed_at)
 
     def finished(self, path: Path) -> None:
@@ -159,6 +169,6 @@ class InboxWatcher:
         if entry is None:
             return 0.0
         entry.failures += 1
-        delay = min(2.0 ** entry.failures, 60.0)
+        delay = min(2.0**entry.failures, 60.0)
         entry.retry_at = time.monotonic() + delay
         return delay

@@ -30,25 +30,31 @@ def aggregates(rows: pa.Table) -> dict[str, pa.Table]:
     hour_index = _floor_div(ts, 3600.0)
     day = _floor_div(ts, 86400.0)
     week_start = pc.subtract(pc.multiply(_floor_div(pc.add(day, 3), 7.0), 7), 3)
-    t = pa.table({
-        "region": rows.column("region"), "datasource": rows.column("datasource"),
-        "hour_start": pc.multiply(hour_index, 3600), "day": day,
-        "hour_of_day": pc.cast(pc.subtract(hour_index, pc.multiply(day, 24)), pa.int16()),
-        "ocx": cell(rows.column("origin_lon"), COARSE_CELLS_PER_DEGREE),
-        "ocy": cell(rows.column("origin_lat"), COARSE_CELLS_PER_DEGREE),
-        "dcx": cell(rows.column("dest_lon"), COARSE_CELLS_PER_DEGREE),
-        "dcy": cell(rows.column("dest_lat"), COARSE_CELLS_PER_DEGREE),
-        "fcx": cell(rows.column("origin_lon"), FINE_CELLS_PER_DEGREE),
-        "fcy": cell(rows.column("origin_lat"), FINE_CELLS_PER_DEGREE),
-        "week_start": week_start, "ts": ts,
-    })
+    t = pa.table(
+        {
+            "region": rows.column("region"),
+            "datasource": rows.column("datasource"),
+            "hour_start": pc.multiply(hour_index, 3600),
+            "day": day,
+            "hour_of_day": pc.cast(pc.subtract(hour_index, pc.multiply(day, 24)), pa.int16()),
+            "ocx": cell(rows.column("origin_lon"), COARSE_CELLS_PER_DEGREE),
+            "ocy": cell(rows.column("origin_lat"), COARSE_CELLS_PER_DEGREE),
+            "dcx": cell(rows.column("dest_lon"), COARSE_CELLS_PER_DEGREE),
+            "dcy": cell(rows.column("dest_lat"), COARSE_CELLS_PER_DEGREE),
+            "fcx": cell(rows.column("origin_lon"), FINE_CELLS_PER_DEGREE),
+            "fcy": cell(rows.column("origin_lat"), FINE_CELLS_PER_DEGREE),
+            "week_start": week_start,
+            "ts": ts,
+        }
+    )
 
     def count(keys: list[str]) -> pa.Table:
         out = t.group_by(keys, use_threads=False).aggregate([("ts", "count")])
         return out.rename_columns([*keys, "trips"])
 
     latest = t.group_by(["region", "datasource"], use_threads=False).aggregate(
-        [("ts", "count"), ("ts", "max")])
+        [("ts", "count"), ("ts", "max")]
+    )
     return {
         "region_hour": count(["region", "hour_start"]),
         "datasource_day": count(["datasource", "day"]),

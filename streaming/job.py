@@ -49,15 +49,22 @@ def build_session(settings: Settings, app: str = "tripstream-streaming") -> Spar
     return session
 
 
-def start_query(session: SparkSession, settings: Settings, *, checkpoint: Path | None = None,
-                writer: BatchWriter | None = None, available_now: bool = False) -> Any:
+def start_query(
+    session: SparkSession,
+    settings: Settings,
+    *,
+    checkpoint: Path | None = None,
+    writer: BatchWriter | None = None,
+    available_now: bool = False,
+) -> Any:
     """Start the streaming query; returns the StreamingQuery."""
     checkpoint = checkpoint or settings.streaming.checkpoint_dir
     writer = writer or BatchWriter(settings.database.url, str(checkpoint))
     s = settings.streaming
     if s.source_format == "kafka":  # the JVM connector, when its jar is on the classpath
-        raise NotImplementedError("format('kafka') needs the spark-sql-kafka jar; "
-                                  "use source_format = 'tripkafka'")
+        raise NotImplementedError(
+            "format('kafka') needs the spark-sql-kafka jar; use source_format = 'tripkafka'"
+        )
     stream = (
         session.readStream.format(s.source_format)
         .option("bootstrap", settings.kafka.bootstrap)
@@ -66,8 +73,11 @@ def start_query(session: SparkSession, settings: Settings, *, checkpoint: Path |
         .option("minPartitions", str(s.min_partitions))
         .load()
     )
-    query = stream.writeStream.foreachBatch(writer).option(
-        "checkpointLocation", str(checkpoint)).queryName("trips_to_postgres")
+    query = (
+        stream.writeStream.foreachBatch(writer)
+        .option("checkpointLocation", str(checkpoint))
+        .queryName("trips_to_postgres")
+    )
     if available_now:
         query = query.trigger(availableNow=True)
     else:
@@ -76,8 +86,9 @@ def start_query(session: SparkSession, settings: Settings, *, checkpoint: Path |
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("py4j").setLevel(logging.WARNING)
     logging.getLogger("kafka").setLevel(logging.WARNING)
     settings = load_settings()
@@ -85,8 +96,12 @@ def main() -> int:
     session = build_session(settings)
     session.sparkContext.setLogLevel("WARN")
     query = start_query(session, settings)
-    logger.info("streaming %s -> %s (checkpoint %s)", settings.kafka.topic,
-                settings.database.url.rsplit("@", 1)[-1], settings.streaming.checkpoint_dir)
+    logger.info(
+        "streaming %s -> %s (checkpoint %s)",
+        settings.kafka.topic,
+        settings.database.url.rsplit("@", 1)[-1],
+        settings.streaming.checkpoint_dir,
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

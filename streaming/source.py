@@ -51,16 +51,21 @@ class OffsetRange(InputPartition):
 
 def split_ranges(start: Offsets, end: Offsets, min_pieces: int) -> list[OffsetRange]:
     """Exact ranges per partition; the largest split until there are min_pieces."""
-    ranges = [OffsetRange(int(p), start.get(p, 0), e) for p, e in sorted(end.items())
-              if e > start.get(p, 0)]
+    ranges = [
+        OffsetRange(int(p), start.get(p, 0), e)
+        for p, e in sorted(end.items())
+        if e > start.get(p, 0)
+    ]
     while ranges and len(ranges) < min_pieces:
         widest = max(ranges, key=lambda r: r.end - r.start)
         if widest.end - widest.start < 2:
             break
         middle = (widest.start + widest.end) // 2
         ranges.remove(widest)
-        ranges += [OffsetRange(widest.partition, widest.start, middle),
-                   OffsetRange(widest.partition, middle, widest.end)]
+        ranges += [
+            OffsetRange(widest.partition, widest.start, middle),
+            OffsetRange(widest.partition, middle, widest.end),
+        ]
     return sorted(ranges, key=lambda r: (r.partition, r.start))
 
 
@@ -86,10 +91,12 @@ def cap_offsets(start: Offsets, end: Offsets, max_records: int) -> Offsets:
 
 class TripKafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
     def __init__(self, options: dict[str, str]) -> None:
-        self.bootstrap = options["bootstrap"].split(",")
-        self.topic = options["topic"]
-        self.max_records = int(options.get("maxRecordsPerTrigger", "0"))
-        self.min_partitions = int(options.get("minPartitions", "1"))
+        # Spark hands options over with lower-cased keys: look them up case-insensitively.
+        opts = {str(k).lower(): str(v) for k, v in options.items()}
+        self.bootstrap = opts["bootstrap"].split(",")
+        self.topic = opts["topic"]
+        self.max_records = int(opts.get("maxrecordspertrigger", "0"))
+        self.min_partitions = int(opts.get("minpartitions", "1"))
         self._consumer: KafkaConsumer | None = None
         self._target: Offsets | None = None
 
@@ -100,8 +107,9 @@ class TripKafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow)
 
     def _client(self) -> KafkaConsumer:
         if self._consumer is None:
-            self._consumer = KafkaConsumer(bootstrap_servers=self.bootstrap,
-                                           enable_auto_commit=False, request_timeout_ms=30000)
+            self._consumer = KafkaConsumer(
+                bootstrap_servers=self.bootstrap, enable_auto_commit=False, request_timeout_ms=30000
+            )
         return self._consumer
 
     def _partitions(self) -> list[TopicPartition]:
@@ -131,9 +139,15 @@ class TripKafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow)
         ends = self._target if self._target is not None else self._ends()
         for p, end in ends.items():
             if end < start.get(p, 0):
-                logger.warning("partition %s: broker end offset %s is below our position %s; "
-                               "the broker lost records. Resuming from %s; the producer "
-                               "re-publishes what never reached Postgres.", p, end, start[p], end)
+                logger.warning(
+                    "partition %s: broker end offset %s is below our position %s; "
+                    "the broker lost records. Resuming from %s; the producer "
+                    "re-publishes what never reached Postgres.",
+                    p,
+                    end,
+                    start[p],
+                    end,
+                )
         base = {p: min(start.get(p, 0), end) for p, end in ends.items()}
         max_records = limit.max_rows if isinstance(limit, ReadMaxRows) else 0
         if max_records <= 0 and self._target is None:
@@ -158,9 +172,13 @@ class TripKafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow)
 
 def read_range(bootstrap: list[str], topic: str, rng: OffsetRange) -> Iterator[pa.RecordBatch]:
     """Yield the records in [rng.start, rng.end) of one partition as Arrow batches."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                             auto_offset_reset="latest", max_partition_fetch_bytes=32 << 20,
-                             fetch_max_bytes=64 << 20)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="latest",
+        max_partition_fetch_bytes=32 << 20,
+        fetch_max_bytes=64 << 20,
+    )
     tp = TopicPartition(topic, rng.partition)
     try:
         consumer.assign([tp])
@@ -173,20 +191,27 @@ def read_range(bootstrap: list[str], topic: str, rng: OffsetRange) -> Iterator[p
                     return
                 position = record.offset + 1
                 if record.value:
-                    yield decode(record.value, record.headers, rng.partition, record.offset,
-                                 record.timestamp)
+                    yield decode(
+                        record.value, record.headers, rng.partition, record.offset, record.timestamp
+                    )
             if records:
                 last_progress = time.monotonic()
             elif time.monotonic() - last_progress > READ_STALL_S / 6:
                 end = consumer.end_offsets([tp])[tp]
                 if end <= position:
-                    logger.warning("partition %s: records %s..%s are gone from the broker; "
-                                   "skipped (the producer re-publishes them)",
-                                   rng.partition, position, rng.end)
+                    logger.warning(
+                        "partition %s: records %s..%s are gone from the broker; "
+                        "skipped (the producer re-publishes them)",
+                        rng.partition,
+                        position,
+                        rng.end,
+                    )
                     return
                 if time.monotonic() - last_progress > READ_STALL_S:
-                    raise TimeoutError(f"no records from {topic}/{rng.partition} at offset "
-                                       f"{position} for {READ_STALL_S:.0f}s")
+                    raise TimeoutError(
+                        f"no records from {topic}/{rng.partition} at offset "
+                        f"{position} for {READ_STALL_S:.0f}s"
+                    )
     finally:
         consumer.close()
 

@@ -34,9 +34,20 @@ logger = logging.getLogger(__name__)
 # before Spark records the batch in its checkpoint (a crash at the worst moment).
 CRASH_AFTER_COMMIT_ENV = "TRIPSTREAM_FAULT_CRASH_AFTER_COMMIT"
 
-TRIP_COLUMNS = ("region", "origin_coord", "destination_coord", "date_time", "datasource",
-                "origin_lon", "origin_lat", "dest_lon", "dest_lat", "file_id", "line_no",
-                "batch_id")
+TRIP_COLUMNS = (
+    "region",
+    "origin_coord",
+    "destination_coord",
+    "date_time",
+    "datasource",
+    "origin_lon",
+    "origin_lat",
+    "dest_lon",
+    "dest_lat",
+    "file_id",
+    "line_no",
+    "batch_id",
+)
 COUNT_COLUMNS = {
     "region_hour": ("region", "hour_start", "trips"),
     "datasource_day": ("datasource", "day", "trips"),
@@ -50,11 +61,13 @@ def _sql(name: str) -> str:
     return (SQL_DIR / "writer" / f"{name}.sql").read_text(encoding="utf-8")
 
 
-def _copy(cur: psycopg2.extensions.cursor, table: pa.Table, target: str,
-          columns: tuple[str, ...]) -> None:
+def _copy(
+    cur: psycopg2.extensions.cursor, table: pa.Table, target: str, columns: tuple[str, ...]
+) -> None:
     buf = io.BytesIO()
-    pacsv.write_csv(table.select(list(columns)), buf,
-                    write_options=pacsv.WriteOptions(include_header=False))
+    pacsv.write_csv(
+        table.select(list(columns)), buf, write_options=pacsv.WriteOptions(include_header=False)
+    )
     buf.seek(0)
     cur.copy_expert(f"COPY {target} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)", buf)
 
@@ -73,8 +86,11 @@ def batch_offsets(table: pa.Table) -> dict[str, dict[str, int]]:
 
 def choose_records(table: pa.Table) -> dict[tuple[int, int], tuple[int, int]]:
     """One Kafka record per chunk (file id, first line): the lowest record key -> rows."""
-    per_record = table.group_by(["file_id", "chunk_line", "record_key"], use_threads=False
-                                ).aggregate([("line_no", "count")]).to_pylist()
+    per_record = (
+        table.group_by(["file_id", "chunk_line", "record_key"], use_threads=False)
+        .aggregate([("line_no", "count")])
+        .to_pylist()
+    )
     chosen: dict[tuple[int, int], tuple[int, int]] = {}
     for r in per_record:
         key = (r["file_id"], r["chunk_line"])
@@ -95,15 +111,23 @@ class BatchWriter:
         table = batch_df.toArrow()
         if table.num_rows == 0:
             return
-        result = retry(lambda: self.write(table, batch_id, started),
-                       what=f"batch {batch_id}", attempts=12, first_delay=0.5)
+        result = retry(
+            lambda: self.write(table, batch_id, started),
+            what=f"batch {batch_id}",
+            attempts=12,
+            first_delay=0.5,
+        )
         if os.environ.get(CRASH_AFTER_COMMIT_ENV) == str(batch_id):
-            logger.warning("fault injection: killing the driver after commit of batch %s",
-                           batch_id)
+            logger.warning("fault injection: killing the driver after commit of batch %s", batch_id)
             os.kill(os.getpid(), signal.SIGKILL)
-        logger.info("batch %s: %s rows in, %s new, %s ms%s", batch_id, table.num_rows,
-                    result["rows_new"], int((time.monotonic() - started) * 1000),
-                    " (replay: already committed)" if result["replay"] else "")
+        logger.info(
+            "batch %s: %s rows in, %s new, %s ms%s",
+            batch_id,
+            table.num_rows,
+            result["rows_new"],
+            int((time.monotonic() - started) * 1000),
+            " (replay: already committed)" if result["replay"] else "",
+        )
 
     def _cursor(self) -> psycopg2.extensions.cursor:
         if self._conn is None or self._conn.closed:
@@ -126,19 +150,25 @@ class BatchWriter:
                     self._conn.close()
             raise
 
-    def _write(self, cur: psycopg2.extensions.cursor, table: pa.Table, batch_id: int,
-               started: float) -> dict[str, Any]:
+    def _write(
+        self, cur: psycopg2.extensions.cursor, table: pa.Table, batch_id: int, started: float
+    ) -> dict[str, Any]:
         offsets = batch_offsets(table)
-        cur.execute("SELECT offsets FROM stream_batches WHERE checkpoint = %s AND batch_id = %s "
-                    "FOR UPDATE", (self.checkpoint, batch_id))
+        cur.execute(
+            "SELECT offsets FROM stream_batches WHERE checkpoint = %s AND batch_id = %s FOR UPDATE",
+            (self.checkpoint, batch_id),
+        )
         previous = cur.fetchone()
         if previous is not None and previous[0] == offsets:
             return {"rows_new": 0, "replay": True}
         chosen = choose_records(table)
         claimed = psycopg2.extras.execute_values(
-            cur, _sql("claim_chunks"),
-            [(f, line, n, batch_id) for (f, line), (_, n) in chosen.items()], fetch=True,
-            page_size=10000)
+            cur,
+            _sql("claim_chunks"),
+            [(f, line, n, batch_id) for (f, line), (_, n) in chosen.items()],
+            fetch=True,
+            page_size=10000,
+        )
         keep = [chosen[(int(f), int(line))][0] for f, line in claimed]
         rows = table.filter(pc.is_in(table.column("record_key"), pa.array(keep, pa.int64())))
         rows = rows.append_column("batch_id", pa.array([batch_id] * rows.num_rows, pa.int64()))
@@ -149,21 +179,42 @@ class BatchWriter:
             for name, counts in aggregates(rows).items():
                 _copy(cur, counts, f"tmp_{name}", COUNT_COLUMNS[name])
             cur.execute(_sql("upsert_counts"))
-            per_file = rows.group_by("file_id", use_threads=False).aggregate(
-                [("line_no", "count")]).to_pylist()
+            per_file = (
+                rows.group_by("file_id", use_threads=False)
+                .aggregate([("line_no", "count")])
+                .to_pylist()
+            )
             updated = psycopg2.extras.execute_values(
-                cur, _sql("file_progress"), [(r["file_id"], r["line_no_count"]) for r in per_file],
-                template="(%s::bigint, %s::bigint)", fetch=True)
-            files = [{"file_id": f, "name": n, "state": s, "rows_committed": c, "rows_valid": v}
-                     for f, n, s, c, v in updated]
+                cur,
+                _sql("file_progress"),
+                [(r["file_id"], r["line_no_count"]) for r in per_file],
+                template="(%s::bigint, %s::bigint)",
+                fetch=True,
+            )
+            files = [
+                {"file_id": f, "name": n, "state": s, "rows_committed": c, "rows_valid": v}
+                for f, n, s, c, v in updated
+            ]
         duration_ms = int((time.monotonic() - started) * 1000)
-        cur.execute(_sql("record_batch"), {
-            "checkpoint": self.checkpoint, "batch_id": batch_id, "offsets": json.dumps(offsets),
-            "rows_in": table.num_rows, "rows_new": rows.num_rows, "duration_ms": duration_ms})
+        cur.execute(
+            _sql("record_batch"),
+            {
+                "checkpoint": self.checkpoint,
+                "batch_id": batch_id,
+                "offsets": json.dumps(offsets),
+                "rows_in": table.num_rows,
+                "rows_new": rows.num_rows,
+                "duration_ms": duration_ms,
+            },
+        )
         oldest_ms = pc.min(table.column("kafka_ts")).as_py() or 0
-        note = {"kind": "batch", "batch_id": batch_id, "rows": rows.num_rows,
-                "lag_ms": int(time.time() * 1000) - oldest_ms if oldest_ms else None,
-                "files": files[:20]}
+        note = {
+            "kind": "batch",
+            "batch_id": batch_id,
+            "rows": rows.num_rows,
+            "lag_ms": int(time.time() * 1000) - oldest_ms if oldest_ms else None,
+            "files": files[:20],
+        }
         cur.execute("SELECT pg_notify('tripstream_status', %s)", (json.dumps(note),))
         return {"rows_new": rows.num_rows, "replay": False}
 

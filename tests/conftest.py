@@ -29,9 +29,18 @@ SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "trips.csv"
 if not SAMPLE.exists():  # CI: shared/ sits beside the clone
     SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "trips.csv"
 
-TABLES = ("trip_data", "ingest_files", "quarantine", "ingested_chunks", "stream_batches",
-          "region_hour_counts", "datasource_day_counts", "similar_trip_counts",
-          "area_week_counts", "region_datasource_counts")
+TABLES = (
+    "trip_data",
+    "ingest_files",
+    "quarantine",
+    "ingested_chunks",
+    "stream_batches",
+    "region_hour_counts",
+    "datasource_day_counts",
+    "similar_trip_counts",
+    "area_week_counts",
+    "region_datasource_counts",
+)
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
@@ -61,8 +70,11 @@ def services_root() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def postgres(services_root: Path) -> Iterator[EmbeddedPostgres]:
-    pg = EmbeddedPostgres(services_root / "postgres", procs.free_port(),
-                          extra_options="-c fsync=off -c synchronous_commit=off")
+    pg = EmbeddedPostgres(
+        services_root / "postgres",
+        procs.free_port(),
+        extra_options="-c fsync=off -c synchronous_commit=off",
+    )
     pg.start()
     apply_schema(pg.url)
     yield pg
@@ -85,8 +97,9 @@ def spark_cluster(services_root: Path) -> Iterator[SparkCluster]:
     cluster.stop(services_root / "run")
 
 
-def make_settings(root: Path, pg_url: str, bootstrap: str, master: str, topic: str,
-                  **extra: str) -> Settings:
+def make_settings(
+    root: Path, pg_url: str, bootstrap: str, master: str, topic: str, **extra: str
+) -> Settings:
     env = {
         "TRIPSTREAM_DATABASE_URL": pg_url,
         "TRIPSTREAM_KAFKA_BOOTSTRAP": bootstrap,
@@ -111,27 +124,33 @@ def make_settings(root: Path, pg_url: str, bootstrap: str, master: str, topic: s
 def settings_env(settings: Settings) -> dict[str, str]:
     """The same settings as environment variables, for subprocesses."""
     env = dict(os.environ)
-    env.update({
-        "TRIPSTREAM_DATABASE_URL": settings.database.url,
-        "TRIPSTREAM_KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
-        "TRIPSTREAM_KAFKA_TOPIC": settings.kafka.topic,
-        "TRIPSTREAM_SPARK_MASTER": settings.spark.master,
-        "TRIPSTREAM_PATHS_STATE_DIR": str(settings.paths.state_dir),
-        "TRIPSTREAM_PATHS_INBOX": str(settings.paths.inbox),
-        "TRIPSTREAM_PATHS_DONE": str(settings.paths.done),
-        "TRIPSTREAM_PATHS_REJECTED": str(settings.paths.rejected),
-        "TRIPSTREAM_STREAMING_CHECKPOINT_DIR": str(settings.streaming.checkpoint_dir),
-        "TRIPSTREAM_PRODUCER_SETTLE_SECONDS": str(settings.producer.settle_seconds),
-        "TRIPSTREAM_PRODUCER_SCAN_INTERVAL_SECONDS": str(settings.producer.scan_interval_seconds),
-        "TRIPSTREAM_PRODUCER_RECONCILE_AFTER_SECONDS":
-            str(settings.producer.reconcile_after_seconds),
-        "TRIPSTREAM_PRODUCER_CHUNK_ROWS": str(settings.producer.chunk_rows),
-        "TRIPSTREAM_STREAMING_TRIGGER_SECONDS": str(settings.streaming.trigger_seconds),
-        "TRIPSTREAM_STREAMING_MAX_RECORDS_PER_TRIGGER":
-            str(settings.streaming.max_records_per_trigger),
-        "SPARK_LOCAL_IP": "127.0.0.1",
-        "PYSPARK_PYTHON": sys.executable,
-    })
+    env.update(
+        {
+            "TRIPSTREAM_DATABASE_URL": settings.database.url,
+            "TRIPSTREAM_KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
+            "TRIPSTREAM_KAFKA_TOPIC": settings.kafka.topic,
+            "TRIPSTREAM_SPARK_MASTER": settings.spark.master,
+            "TRIPSTREAM_PATHS_STATE_DIR": str(settings.paths.state_dir),
+            "TRIPSTREAM_PATHS_INBOX": str(settings.paths.inbox),
+            "TRIPSTREAM_PATHS_DONE": str(settings.paths.done),
+            "TRIPSTREAM_PATHS_REJECTED": str(settings.paths.rejected),
+            "TRIPSTREAM_STREAMING_CHECKPOINT_DIR": str(settings.streaming.checkpoint_dir),
+            "TRIPSTREAM_PRODUCER_SETTLE_SECONDS": str(settings.producer.settle_seconds),
+            "TRIPSTREAM_PRODUCER_SCAN_INTERVAL_SECONDS": str(
+                settings.producer.scan_interval_seconds
+            ),
+            "TRIPSTREAM_PRODUCER_RECONCILE_AFTER_SECONDS": str(
+                settings.producer.reconcile_after_seconds
+            ),
+            "TRIPSTREAM_PRODUCER_CHUNK_ROWS": str(settings.producer.chunk_rows),
+            "TRIPSTREAM_STREAMING_TRIGGER_SECONDS": str(settings.streaming.trigger_seconds),
+            "TRIPSTREAM_STREAMING_MAX_RECORDS_PER_TRIGGER": str(
+                settings.streaming.max_records_per_trigger
+            ),
+            "SPARK_LOCAL_IP": "127.0.0.1",
+            "PYSPARK_PYTHON": sys.executable,
+        }
+    )
     return env
 
 
@@ -147,8 +166,9 @@ def db(postgres: EmbeddedPostgres) -> Iterator[Any]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, postgres: EmbeddedPostgres, broker: EmbeddedBroker, db: Any
-             ) -> Settings:
+def settings(
+    tmp_path: Path, postgres: EmbeddedPostgres, broker: EmbeddedBroker, db: Any
+) -> Settings:
     """Settings for one test: its own topic, folders and checkpoint; empty tables."""
     topic = f"trips-{uuid.uuid4().hex[:8]}"
     ensure_topic(broker.bootstrap, topic, 2)
@@ -165,12 +185,22 @@ def cluster_settings(settings: Settings, spark_cluster: SparkCluster) -> Setting
 @pytest.fixture(scope="session")
 def spark(spark_cluster: SparkCluster, services_root: Path) -> Iterator[Any]:
     """One SparkSession (driver in the test process) on the real two-worker cluster."""
-    os.environ.update({k: v for k, v in spark_env(services_root).items()
-                       if k in ("JAVA_HOME", "SPARK_LOCAL_IP", "PYSPARK_PYTHON", "SPARK_HOME")})
+    os.environ.update(
+        {
+            k: v
+            for k, v in spark_env(services_root).items()
+            if k in ("JAVA_HOME", "SPARK_LOCAL_IP", "PYSPARK_PYTHON", "SPARK_HOME")
+        }
+    )
     from streaming.job import build_session
 
-    base = make_settings(services_root, "postgresql://unused@127.0.0.1:1/x", "127.0.0.1:1",
-                         spark_cluster.master_url, "unused")
+    base = make_settings(
+        services_root,
+        "postgresql://unused@127.0.0.1:1/x",
+        "127.0.0.1:1",
+        spark_cluster.master_url,
+        "unused",
+    )
     session = build_session(base, app="tripstream-tests")
     session.sparkContext.setLogLevel("ERROR")
     yield session
@@ -233,9 +263,13 @@ class JobProcess:
         env.update({k: v for k, v in spark_env(self.root).items() if k == "JAVA_HOME"})
         env.update(extra_env)
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "streaming"], env=env,
-                                         stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "streaming"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return self
 
     def text(self) -> str:
@@ -258,13 +292,15 @@ class JobProcess:
 
 
 @pytest.fixture
-def streaming_job(cluster_settings: Settings, tmp_path: Path, services_root: Path
-                  ) -> Iterator[Callable[..., JobProcess]]:
+def streaming_job(
+    cluster_settings: Settings, tmp_path: Path, services_root: Path
+) -> Iterator[Callable[..., JobProcess]]:
     jobs: list[JobProcess] = []
 
     def start(settings: Settings | None = None, **extra_env: str) -> JobProcess:
-        job = JobProcess(settings or cluster_settings, tmp_path / f"job-{len(jobs)}.log",
-                         services_root).start(**extra_env)
+        job = JobProcess(
+            settings or cluster_settings, tmp_path / f"job-{len(jobs)}.log", services_root
+        ).start(**extra_env)
         jobs.append(job)
         return job
 
@@ -278,8 +314,9 @@ def committed_rows(cur: Any) -> int:
     return int(cur.fetchone()[0])
 
 
-def arrow_batch_of(path: Path, file_id: int, partition: int = 0, first_offset: int = 0,
-                   chunk_rows: int = 5000) -> Any:
+def arrow_batch_of(
+    path: Path, file_id: int, partition: int = 0, first_offset: int = 0, chunk_rows: int = 5000
+) -> Any:
     """A file as the source would deliver it: one Arrow batch per chunk, concatenated."""
     import pyarrow as pa
 
@@ -291,8 +328,14 @@ def arrow_batch_of(path: Path, file_id: int, partition: int = 0, first_offset: i
     for i, (first, block) in enumerate(line_blocks(path, chunk_rows)):
         chunk = build_chunk(first, block, name=path.name, max_len=100)
         if chunk.rows:
-            batches.append(decode(chunk.payload, chunk_headers(file_id, first, chunk.rows),
-                                  partition, first_offset + i))
+            batches.append(
+                decode(
+                    chunk.payload,
+                    chunk_headers(file_id, first, chunk.rows),
+                    partition,
+                    first_offset + i,
+                )
+            )
     return pa.Table.from_batches(batches)
 
 

@@ -20,8 +20,16 @@ def host_ports(service: dict[str, Any]) -> set[int]:
 
 
 def test_the_cluster_has_every_service() -> None:
-    assert set(SERVICES) >= {"postgres", "kafka", "spark-master", "spark-worker-1",
-                             "spark-worker-2", "producer", "streaming", "jupyter"}
+    assert set(SERVICES) >= {
+        "postgres",
+        "kafka",
+        "spark-master",
+        "spark-worker-1",
+        "spark-worker-2",
+        "producer",
+        "streaming",
+        "jupyter",
+    }
 
 
 def test_images_are_pinned() -> None:

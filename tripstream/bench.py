@@ -32,8 +32,11 @@ from tripstream.settings import Settings
 logger = logging.getLogger(__name__)
 QUERIES = {
     "weekly-average --region Prague": ["weekly-average", "--region", "Prague"],
-    "weekly-average --bbox (Prague centre)": ["weekly-average", "--bbox",
-                                              "14.3712,50.0403,14.5121,50.1187"],
+    "weekly-average --bbox (Prague centre)": [
+        "weekly-average",
+        "--bbox",
+        "14.3712,50.0403,14.5121,50.1187",
+    ],
     "similar": ["similar", "--limit", "20"],
     "latest-datasource": ["latest-datasource"],
     "regions --datasource cheap_mobile": ["regions", "--datasource", "cheap_mobile"],
@@ -44,9 +47,11 @@ def ceiling(url: str, files: list[Path]) -> dict[str, float]:
     conn = connect(url, application="tripstream-bench")
     rows = 0
     with conn, conn.cursor() as cur:
-        cur.execute("DROP TABLE IF EXISTS bench_ceiling; CREATE TABLE bench_ceiling (region text,"
-                    " origin_coord text, destination_coord text, date_time timestamp,"
-                    " datasource text)")
+        cur.execute(
+            "DROP TABLE IF EXISTS bench_ceiling; CREATE TABLE bench_ceiling (region text,"
+            " origin_coord text, destination_coord text, date_time timestamp,"
+            " datasource text)"
+        )
     started = time.monotonic()
     for path in files:
         with conn, conn.cursor() as cur, path.open("rb") as f:
@@ -107,16 +112,19 @@ def _committed_at(url: str, name: str) -> dt.datetime | None:
     conn = connect(url, application="tripstream-bench")
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT committed_at FROM ingest_files WHERE name = %s AND "
-                        "state = 'committed'", (name,))
+            cur.execute(
+                "SELECT committed_at FROM ingest_files WHERE name = %s AND state = 'committed'",
+                (name,),
+            )
             row = cur.fetchone()
             return row[0] if row else None
     finally:
         conn.close()
 
 
-def pipeline(settings: Settings, files: list[Path], expected: int, probes: int,
-             work: Path, timeout: float) -> dict[str, Any]:
+def pipeline(
+    settings: Settings, files: list[Path], expected: int, probes: int, work: Path, timeout: float
+) -> dict[str, Any]:
     url, inbox = settings.database.url, settings.paths.inbox
     base = _committed(url)
     started = time.monotonic()
@@ -125,9 +133,17 @@ def pipeline(settings: Settings, files: list[Path], expected: int, probes: int,
         (inbox / f".{path.name}.part").rename(inbox / path.name)
     timeline: list[tuple[float, int]] = []
     latencies: list[float] = []
-    probe_files = generate_files(work / "probes", rows=100 * probes, files=probes,
-                                 seed=int(time.time() * 1000) % 1_000_000,
-                                 prefix="probe") if probes else []
+    probe_files = (
+        generate_files(
+            work / "probes",
+            rows=100 * probes,
+            files=probes,
+            seed=int(time.time() * 1000) % 1_000_000,
+            prefix="probe",
+        )
+        if probes
+        else []
+    )
     pending: dict[str, dt.datetime] = {}
     deadline = started + timeout
     done = 0
@@ -145,20 +161,25 @@ def pipeline(settings: Settings, files: list[Path], expected: int, probes: int,
             if at is not None:
                 latencies.append((at - dropped).total_seconds())
                 del pending[name]
-        if done >= expected + 100 * (probes - len(probe_files)) and not pending \
-                and not probe_files:
+        if done >= expected + 100 * (probes - len(probe_files)) and not pending and not probe_files:
             break
         time.sleep(1.0)
     elapsed = time.monotonic() - started
     bulk_rows = min(done, expected)
     steady = [b - a for (_, a), (_, b) in zip(timeline, timeline[1:], strict=False)]
     return {
-        "rows": done, "expected": expected, "seconds": round(elapsed, 1),
+        "rows": done,
+        "expected": expected,
+        "seconds": round(elapsed, 1),
         "rows_per_s": round(bulk_rows / elapsed) if elapsed else 0,
         "peak_rows_per_s": max(steady, default=0),
-        "complete": done >= expected, "timeline": timeline,
-        "latency_s": {"samples": [round(x, 2) for x in latencies],
-                      "p50": _pct(latencies, 50), "p95": _pct(latencies, 95)},
+        "complete": done >= expected,
+        "timeline": timeline,
+        "latency_s": {
+            "samples": [round(x, 2) for x in latencies],
+            "p50": _pct(latencies, 50),
+            "p95": _pct(latencies, 95),
+        },
     }
 
 
@@ -191,8 +212,10 @@ def exactness(settings: Settings) -> dict[str, int]:
         with conn.cursor() as cur:
             cur.execute((SQL_DIR / "checks" / "recount.sql").read_text())
             diffs = {str(k): int(v) for k, v in cur.fetchall()}
-            cur.execute("SELECT count(*), pg_size_pretty(pg_total_relation_size('trip_data')) "
-                        "FROM trip_data")
+            cur.execute(
+                "SELECT count(*), pg_size_pretty(pg_total_relation_size('trip_data')) "
+                "FROM trip_data"
+            )
             rows, size = cur.fetchone()  # type: ignore[misc]
         return {**diffs, "trip_data_rows": int(rows), "trip_data_size": size}
     finally:
@@ -204,21 +227,30 @@ def write_report(result: dict[str, Any], out_dir: Path) -> Path:
     stamp = result["stamp"]
     (out_dir / f"{stamp}.json").write_text(json.dumps(result, indent=2, default=str))
     p, c = result["pipeline"], result["ceiling"]
-    lines = [f"# tripstream bench {stamp}", "",
-             f"rows: {result['rows']} in {result['files']} files (valid {result['valid']})", "",
-             "| measure | value |", "| --- | --- |",
-             f"| COPY ceiling | {c['rows_per_s']:,} rows/s |",
-             f"| pipeline, file drop to rows committed | {p['rows_per_s']:,} rows/s |",
-             f"| ratio pipeline / ceiling | {result['ratio']:.2f} |",
-             f"| small-file latency p50 / p95 | {p['latency_s']['p50']} s / "
-             f"{p['latency_s']['p95']} s |",
-             f"| all rows committed | {p['complete']} |", ""]
+    lines = [
+        f"# tripstream bench {stamp}",
+        "",
+        f"rows: {result['rows']} in {result['files']} files (valid {result['valid']})",
+        "",
+        "| measure | value |",
+        "| --- | --- |",
+        f"| COPY ceiling | {c['rows_per_s']:,} rows/s |",
+        f"| pipeline, file drop to rows committed | {p['rows_per_s']:,} rows/s |",
+        f"| ratio pipeline / ceiling | {result['ratio']:.2f} |",
+        f"| small-file latency p50 / p95 | {p['latency_s']['p50']} s / {p['latency_s']['p95']} s |",
+        f"| all rows committed | {p['complete']} |",
+        "",
+    ]
     lines += ["| query | median ms |", "| --- | --- |"]
     lines += [f"| {q} | {ms} |" for q, ms in result["queries_ms"].items()]
     lines += ["", "| process | peak RSS MB |", "| --- | --- |"]
     lines += [f"| {n} | {mb} |" for n, mb in sorted(result["peak_rss_mb"].items())]
-    lines += ["", "exactness (differences must be 0): " + json.dumps(result["exactness"]), "",
-              f"![throughput]({stamp}.png)"]
+    lines += [
+        "",
+        "exactness (differences must be 0): " + json.dumps(result["exactness"]),
+        "",
+        f"![throughput]({stamp}.png)",
+    ]
     summary = out_dir / f"{stamp}.md"
     summary.write_text("\n".join(lines) + "\n")
     _plot(result, out_dir / f"{stamp}.png")
@@ -242,8 +274,7 @@ def _plot(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def run_bench(settings: Settings, args: argparse.Namespace, *, start_stack: bool = True
-              ) -> int:
+def run_bench(settings: Settings, args: argparse.Namespace, *, start_stack: bool = True) -> int:
     from tripstream.stack.local import LocalStack
 
     rows, files = (5000, 2) if args.smoke else (args.rows, args.files)
@@ -254,13 +285,18 @@ def run_bench(settings: Settings, args: argparse.Namespace, *, start_stack: bool
     stack = LocalStack(settings)
     if start_stack:
         stack.up()
-    result: dict[str, Any] = {"stamp": dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ"),
-                              "rows": rows, "files": files, "valid": rows}
+    result: dict[str, Any] = {
+        "stamp": dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ"),
+        "rows": rows,
+        "files": files,
+        "valid": rows,
+    }
     result["ceiling"] = ceiling(settings.database.url, data)
     watch = MemoryWatch(stack.run_dir)
     watch.start()
-    result["pipeline"] = pipeline(settings, data, rows, probes, work, timeout=max(
-        120.0, rows / 20_000))
+    result["pipeline"] = pipeline(
+        settings, data, rows, probes, work, timeout=max(120.0, rows / 20_000)
+    )
     watch.done.set()
     result["peak_rss_mb"] = watch.peak_mb
     result["ratio"] = result["pipeline"]["rows_per_s"] / max(result["ceiling"]["rows_per_s"], 1)
@@ -270,6 +306,8 @@ def run_bench(settings: Settings, args: argparse.Namespace, *, start_stack: bool
     summary = write_report(result, out if out.is_absolute() else PROJECT_ROOT / out)
     print(summary.read_text())
     ok = result["pipeline"]["complete"] and all(
-        v == 0 for k, v in result["exactness"].items() if isinstance(v, int)
-        and k != "trip_data_rows")
+        v == 0
+        for k, v in result["exactness"].items()
+        if isinstance(v, int) and k != "trip_data_rows"
+    )
     return 0 if ok else 1

@@ -64,8 +64,9 @@ def _query(settings: Settings, args: argparse.Namespace) -> int:
 def _generate(settings: Settings, args: argparse.Namespace) -> int:
     from tripstream.generate import generate_files
 
-    generate_files(args.out_dir, rows=args.rows, files=args.files, seed=args.seed,
-                   bad_share=args.bad_share)
+    generate_files(
+        args.out_dir, rows=args.rows, files=args.files, seed=args.seed, bad_share=args.bad_share
+    )
     return 0
 
 
@@ -78,13 +79,15 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tripstream", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start the whole pipeline (embedded services)").set_defaults(
-        func=_up)
+    sub.add_parser("up", help="start the whole pipeline (embedded services)").set_defaults(func=_up)
     sub.add_parser("down", help="stop everything `up` started").set_defaults(func=_down)
 
     status = sub.add_parser("status", help="services and per-file ingestion status")
-    status.add_argument("--follow", action="store_true",
-                        help="stream updates as they happen (LISTEN/NOTIFY, no polling)")
+    status.add_argument(
+        "--follow",
+        action="store_true",
+        help="stream updates as they happen (LISTEN/NOTIFY, no polling)",
+    )
     status.add_argument("--format", choices=["table", "json"], default="table")
     status.add_argument("--limit", type=int, default=20, help="files to show")
     status.set_defaults(func=_status)
@@ -98,8 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--rows", type=int, required=True)
     gen.add_argument("--files", type=int, default=1)
     gen.add_argument("--seed", type=int, default=42)
-    gen.add_argument("--bad-share", type=float, default=0.0,
-                     help="share of malformed rows, e.g. 0.001")
+    gen.add_argument(
+        "--bad-share", type=float, default=0.0, help="share of malformed rows, e.g. 0.001"
+    )
     gen.set_defaults(func=_generate)
 
     bench = sub.add_parser("bench", help="COPY ceiling vs full pipeline on generated data")
@@ -112,8 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
-                        "%(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     for noisy in ("kafka", "py4j"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
@@ -123,9 +128,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tripstream: {e}", file=sys.stderr)
         return 2
     except psycopg2.OperationalError as e:
-        print(f"tripstream: cannot connect to PostgreSQL ({str(e).strip().splitlines()[0]}). "
-              "Try `make run` to start the local stack, or set TRIPSTREAM_DATABASE_URL.",
-              file=sys.stderr)
+        print(
+            f"tripstream: cannot connect to PostgreSQL ({str(e).strip().splitlines()[0]}). "
+            "Try `make run` to start the local stack, or set TRIPSTREAM_DATABASE_URL.",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         return 130

@@ -28,10 +28,10 @@ def is_transient(error: BaseException) -> bool:
     if isinstance(error, TransientError):
         return True
     if isinstance(error, psycopg2.OperationalError | psycopg2.InterfaceError):
-        code = getattr(error, "pgcode", None)
+        code: str | None = getattr(error, "pgcode", None)
         return code is None or code[:2] in _TRANSIENT_CLASSES
     code = getattr(error, "pgcode", None)
-    return bool(code) and code[:2] in _TRANSIENT_CLASSES
+    return code is not None and code[:2] in _TRANSIENT_CLASSES
 
 
 def connect(url: str, *, application: str = "tripstream") -> psycopg2.extensions.connection:
@@ -39,9 +39,9 @@ def connect(url: str, *, application: str = "tripstream") -> psycopg2.extensions
 
 
 @contextmanager
-def transaction(url: str, *, application: str = "tripstream") -> Iterator[
-    psycopg2.extensions.cursor
-]:
+def transaction(
+    url: str, *, application: str = "tripstream"
+) -> Iterator[psycopg2.extensions.cursor]:
     """One connection, one transaction: commit on success, roll back on any error."""
     conn = connect(url, application=application)
     try:
@@ -51,9 +51,7 @@ def transaction(url: str, *, application: str = "tripstream") -> Iterator[
         conn.close()
 
 
-def retry(
-    action: Callable[[], T], *, what: str, attempts: int = 8, first_delay: float = 0.2
-) -> T:
+def retry(action: Callable[[], T], *, what: str, attempts: int = 8, first_delay: float = 0.2) -> T:
     """Run action, retrying transient errors with exponential backoff; re-raise others."""
     delay = first_delay
     for attempt in range(1, attempts + 1):
@@ -62,8 +60,14 @@ def retry(
         except Exception as e:
             if not is_transient(e) or attempt == attempts:
                 raise
-            logger.warning("%s failed (attempt %s/%s), retrying in %.1fs: %s",
-                           what, attempt, attempts, delay, str(e).strip())
+            logger.warning(
+                "%s failed (attempt %s/%s), retrying in %.1fs: %s",
+                what,
+                attempt,
+                attempts,
+                delay,
+                str(e).strip(),
+            )
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
     raise AssertionError("unreachable")

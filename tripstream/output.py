@@ -23,8 +23,9 @@ def _plain(value: Any) -> Any:
 
 def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> str:
     if fmt == "json":
-        return json.dumps([{c: _plain(v) for c, v in zip(columns, r, strict=True)}
-                           for r in rows], indent=2)
+        return json.dumps(
+            [{c: _plain(v) for c, v in zip(columns, r, strict=True)} for r in rows], indent=2
+        )
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
@@ -33,12 +34,17 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> s
         return buf.getvalue().rstrip("\n")
     cells = [[("" if v is None else str(_plain(v))) for v in r] for r in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    numeric = [all(isinstance(r[i], int | float | decimal.Decimal) for r in rows if
-                   r[i] is not None) and bool(rows) for i in range(len(columns))]
+    numeric = [
+        all(isinstance(r[i], int | float | decimal.Decimal) for r in rows if r[i] is not None)
+        and bool(rows)
+        for i in range(len(columns))
+    ]
 
     def line(values: Sequence[str]) -> str:
-        return "  ".join(v.rjust(w) if num else v.ljust(w)
-                         for v, w, num in zip(values, widths, numeric, strict=True)).rstrip()
+        return "  ".join(
+            v.rjust(w) if num else v.ljust(w)
+            for v, w, num in zip(values, widths, numeric, strict=True)
+        ).rstrip()
 
     out = [line(list(columns)), "  ".join("-" * w for w in widths)]
     out += [line(r) for r in cells]

@@ -14,8 +14,10 @@ from tripstream.errors import BadInputError
 from tripstream.output import render
 from tripstream.settings import Settings
 
-SIMILAR_RULE = ("Grouping rule: same 0.01-degree origin cell, same 0.01-degree destination "
-                "cell, same hour of day (UTC). Coordinates are the cells' south-west corners.")
+SIMILAR_RULE = (
+    "Grouping rule: same 0.01-degree origin cell, same 0.01-degree destination "
+    "cell, same hour of day (UTC). Coordinates are the cells' south-west corners."
+)
 
 
 def bbox(text: str) -> tuple[float, float, float, float]:
@@ -24,11 +26,13 @@ def bbox(text: str) -> tuple[float, float, float, float]:
     except ValueError as e:
         raise argparse.ArgumentTypeError(
             f"--bbox {text!r} is not MIN_LON,MIN_LAT,MAX_LON,MAX_LAT; try --bbox "
-            "14.3,49.9,14.6,50.2") from e
+            "14.3,49.9,14.6,50.2"
+        ) from e
     if not (-180 <= min_lon <= max_lon <= 180 and -90 <= min_lat <= max_lat <= 90):
         raise argparse.ArgumentTypeError(
             f"--bbox {text!r}: need -180 <= MIN_LON <= MAX_LON <= 180 and "
-            "-90 <= MIN_LAT <= MAX_LAT <= 90")
+            "-90 <= MIN_LAT <= MAX_LAT <= 90"
+        )
     return min_lon, min_lat, max_lon, max_lat
 
 
@@ -40,24 +44,35 @@ def add_query_parser(sub: Any) -> argparse.ArgumentParser:
     area = weekly.add_mutually_exclusive_group(required=True)
     area.add_argument("--region")
     area.add_argument("--bbox", type=bbox, metavar="MIN_LON,MIN_LAT,MAX_LON,MAX_LAT")
-    weekly.add_argument("--from", dest="date_from", type=dt.date.fromisoformat,
-                        metavar="YYYY-MM-DD", help="first day (its whole ISO week counts)")
-    weekly.add_argument("--to", dest="date_to", type=dt.date.fromisoformat,
-                        metavar="YYYY-MM-DD", help="last day (its whole ISO week counts)")
-    similar = qs.add_parser("similar", help="trips grouped by similar origin, destination, "
-                            "time of day")
+    weekly.add_argument(
+        "--from",
+        dest="date_from",
+        type=dt.date.fromisoformat,
+        metavar="YYYY-MM-DD",
+        help="first day (its whole ISO week counts)",
+    )
+    weekly.add_argument(
+        "--to",
+        dest="date_to",
+        type=dt.date.fromisoformat,
+        metavar="YYYY-MM-DD",
+        help="last day (its whole ISO week counts)",
+    )
+    similar = qs.add_parser(
+        "similar", help="trips grouped by similar origin, destination, time of day"
+    )
     similar.add_argument("--limit", type=int, default=20)
-    qs.add_parser("latest-datasource",
-                  help="latest datasource among the two most common regions")
+    qs.add_parser("latest-datasource", help="latest datasource among the two most common regions")
     regions = qs.add_parser("regions", help="regions where a datasource appeared")
     regions.add_argument("--datasource", required=True)
     for p in (weekly, similar, regions, qs.choices["latest-datasource"]):
         p.add_argument("--format", choices=["table", "json", "csv"], default=argparse.SUPPRESS)
-    return query  # type: ignore[no-any-return]
+    return query
 
 
-def answer(url: str, question: str, args: argparse.Namespace
-           ) -> tuple[list[str], list[tuple[Any, ...]]]:
+def answer(
+    url: str, question: str, args: argparse.Namespace
+) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run one question; returns column names and rows."""
     conn = connect(url, application="tripstream-query")
     try:
@@ -76,8 +91,9 @@ def answer(url: str, question: str, args: argparse.Namespace
                     name, params["region"] = "weekly_average_region", args.region
                 else:
                     name = "weekly_average_bbox"
-                    params.update(zip(("min_lon", "min_lat", "max_lon", "max_lat"), args.bbox,
-                                      strict=True))
+                    params.update(
+                        zip(("min_lon", "min_lat", "max_lon", "max_lat"), args.bbox, strict=True)
+                    )
             elif question == "similar":
                 name, params = "similar", {"limit": args.limit}
             elif question == "latest-datasource":

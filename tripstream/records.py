@@ -20,14 +20,30 @@ import pyarrow.csv as pacsv
 FORMAT_VERSION = b"1"
 
 COLUMNS = (
-    "line_no", "region", "origin_coord", "destination_coord", "date_time", "datasource",
-    "origin_lon", "origin_lat", "dest_lon", "dest_lat", "ts",
+    "line_no",
+    "region",
+    "origin_coord",
+    "destination_coord",
+    "date_time",
+    "datasource",
+    "origin_lon",
+    "origin_lat",
+    "dest_lon",
+    "dest_lat",
+    "ts",
 )
 ARROW_TYPES = {
-    "line_no": pa.int32(), "region": pa.string(), "origin_coord": pa.string(),
-    "destination_coord": pa.string(), "date_time": pa.string(), "datasource": pa.string(),
-    "origin_lon": pa.float64(), "origin_lat": pa.float64(), "dest_lon": pa.float64(),
-    "dest_lat": pa.float64(), "ts": pa.int64(),
+    "line_no": pa.int32(),
+    "region": pa.string(),
+    "origin_coord": pa.string(),
+    "destination_coord": pa.string(),
+    "date_time": pa.string(),
+    "datasource": pa.string(),
+    "origin_lon": pa.float64(),
+    "origin_lat": pa.float64(),
+    "dest_lon": pa.float64(),
+    "dest_lat": pa.float64(),
+    "ts": pa.int64(),
 }
 # What the source yields per row: the chunk's columns plus identity and provenance.
 SPARK_SCHEMA = (
@@ -59,8 +75,12 @@ class Row:
 
 
 def chunk_headers(file_id: int, first_line: int, rows: int) -> list[tuple[str, bytes]]:
-    return [("v", FORMAT_VERSION), ("file_id", str(file_id).encode()),
-            ("first_line", str(first_line).encode()), ("rows", str(rows).encode())]
+    return [
+        ("v", FORMAT_VERSION),
+        ("file_id", str(file_id).encode()),
+        ("first_line", str(first_line).encode()),
+        ("rows", str(rows).encode()),
+    ]
 
 
 def record_key(partition: int, offset: int) -> int:
@@ -75,8 +95,13 @@ def header(headers: Sequence[tuple[str, bytes]], name: str) -> bytes:
     raise KeyError(name)
 
 
-def decode(value: bytes, headers: Sequence[tuple[str, bytes]], partition: int,
-           offset: int, timestamp_ms: int = 0) -> pa.RecordBatch:
+def decode(
+    value: bytes,
+    headers: Sequence[tuple[str, bytes]],
+    partition: int,
+    offset: int,
+    timestamp_ms: int = 0,
+) -> pa.RecordBatch:
     """Parse one record into an Arrow batch of ARROW_SCHEMA (vectorised, in C++)."""
     file_id = int(header(headers, "file_id"))
     first_line = int(header(headers, "first_line"))

@@ -27,8 +27,9 @@ logger = logging.getLogger(__name__)
 CHANNEL = "tripstream_status"
 
 
-def snapshot(url: str, *, limit: int, since: dt.datetime | None = None
-             ) -> tuple[list[str], list[tuple[Any, ...]], list[str], list[tuple[Any, ...]]]:
+def snapshot(
+    url: str, *, limit: int, since: dt.datetime | None = None
+) -> tuple[list[str], list[tuple[Any, ...]], list[str], list[tuple[Any, ...]]]:
     conn = connect(url, application="tripstream-status")
     try:
         with conn.cursor() as cur:
@@ -48,8 +49,15 @@ def show(settings: Settings, args: argparse.Namespace) -> int:
 
     file_cols, files, total_cols, totals = snapshot(settings.database.reader, limit=args.limit)
     if args.format == "json":
-        print(json.dumps({"files": json.loads(render(file_cols, files, "json")),
-                          "totals": json.loads(render(total_cols, totals, "json"))}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "files": json.loads(render(file_cols, files, "json")),
+                    "totals": json.loads(render(total_cols, totals, "json")),
+                },
+                indent=2,
+            )
+        )
         return 0
     running = LocalStack(settings).running()
     if running:
@@ -62,13 +70,19 @@ def show(settings: Settings, args: argparse.Namespace) -> int:
 
 def _describe(event: dict[str, Any]) -> str:
     if event.get("kind") == "batch":
-        return (f"batch {event['batch_id']}: {event['rows']} rows committed, "
-                f"lag {event.get('lag_ms')} ms, files " +
-                ", ".join(f"{f['name']} {f['rows_committed']}/{f['rows_valid']} {f['state']}"
-                          for f in event.get("files", [])))
-    return (f"file {event.get('name')}: {event.get('state')} (valid {event.get('rows_valid')}, "
-            f"rejected {event.get('rows_rejected')}, published {event.get('rows_published')}, "
-            f"committed {event.get('rows_committed')})")
+        return (
+            f"batch {event['batch_id']}: {event['rows']} rows committed, "
+            f"lag {event.get('lag_ms')} ms, files "
+            + ", ".join(
+                f"{f['name']} {f['rows_committed']}/{f['rows_valid']} {f['state']}"
+                for f in event.get("files", [])
+            )
+        )
+    return (
+        f"file {event.get('name')}: {event.get('state')} (valid {event.get('rows_valid')}, "
+        f"rejected {event.get('rows_rejected')}, published {event.get('rows_published')}, "
+        f"committed {event.get('rows_committed')})"
+    )
 
 
 def _listen(url: str) -> psycopg2.extensions.connection:
@@ -79,8 +93,13 @@ def _listen(url: str) -> psycopg2.extensions.connection:
     return conn
 
 
-def follow(settings: Settings, args: argparse.Namespace, *, max_events: int | None = None,
-           emit: Any = print) -> int:
+def follow(
+    settings: Settings,
+    args: argparse.Namespace,
+    *,
+    max_events: int | None = None,
+    emit: Any = print,
+) -> int:
     """Print every status change as it happens, until interrupted (or max_events)."""
     url = settings.database.reader
     events = 0
@@ -94,9 +113,11 @@ def follow(settings: Settings, args: argparse.Namespace, *, max_events: int | No
             for row in reversed(files):
                 record = dict(zip(file_cols, row, strict=True))
                 since = max(since, record["updated_at"]) if since else record["updated_at"]
-                emit(json.dumps({"kind": "file", **json.loads(render(file_cols, [row],
-                                                                     "json"))[0]})
-                     if fmt == "json" else _describe({"kind": "file", **record}))
+                emit(
+                    json.dumps({"kind": "file", **json.loads(render(file_cols, [row], "json"))[0]})
+                    if fmt == "json"
+                    else _describe({"kind": "file", **record})
+                )
             delay = 0.5
             while max_events is None or events < max_events:
                 if select.select([conn], [], [], 30.0) == ([], [], []):
@@ -113,8 +134,9 @@ def follow(settings: Settings, args: argparse.Namespace, *, max_events: int | No
                     events += 1
             conn.close()
         except psycopg2.OperationalError as e:
-            logger.warning("status connection lost (%s); reconnecting in %.1fs",
-                           str(e).strip(), delay)
+            logger.warning(
+                "status connection lost (%s); reconnecting in %.1fs", str(e).strip(), delay
+            )
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
         except KeyboardInterrupt:

@@ -34,25 +34,39 @@ def test_good_and_bad_lines_split_exactly() -> None:
 
 
 def test_impossible_calendar_dates_are_quarantined() -> None:
-    lines = [(n, f"R,POINT (1 2),POINT (3 4),{when},s\n".encode()) for n, when in
-             enumerate(["2018-02-30 10:00:00", "2019-02-29 00:00:00", "2020-02-29 00:00:00",
-                        "2018-04-31 23:59:59", "2018-05-28 24:00:00"], start=2)]
+    lines = [
+        (n, f"R,POINT (1 2),POINT (3 4),{when},s\n".encode())
+        for n, when in enumerate(
+            [
+                "2018-02-30 10:00:00",
+                "2019-02-29 00:00:00",
+                "2020-02-29 00:00:00",
+                "2018-04-31 23:59:59",
+                "2018-05-28 24:00:00",
+            ],
+            start=2,
+        )
+    ]
     chunk = build_chunk(2, lines, name="dates.csv", max_len=100)
     assert chunk.rows == 1
     assert sorted(e.line for e in chunk.errors) == [2, 3, 5, 6]
     assert all("not a valid date" in e.reason for e in chunk.errors)
 
 
-label = st.text(alphabet=st.characters(codec="utf-8", exclude_characters=',"\n\r'),
-                min_size=0, max_size=8)
+label = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_characters=',"\n\r'), min_size=0, max_size=8
+)
 coord = st.one_of(st.floats(-200, 200), st.sampled_from(["x", "NaN", "", "1e400"]))
-stamp = st.one_of(st.datetimes().map(lambda d: d.strftime("%Y-%m-%d %H:%M:%S")),
-                  st.sampled_from(["2018-02-30 01:00:00", "2018-1-1 1:1:1", "bad"]))
+stamp = st.one_of(
+    st.datetimes().map(lambda d: d.strftime("%Y-%m-%d %H:%M:%S")),
+    st.sampled_from(["2018-02-30 01:00:00", "2018-1-1 1:1:1", "bad"]),
+)
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.tuples(label, coord, coord, coord, coord, stamp, label), min_size=1,
-                max_size=20))
+@given(
+    st.lists(st.tuples(label, coord, coord, coord, coord, stamp, label), min_size=1, max_size=20)
+)
 def test_fast_path_accepts_exactly_what_the_row_validator_accepts(rows: list[tuple]) -> None:
     lines = []
     for i, (region, a, b, c, d, when, source) in enumerate(rows):
@@ -62,12 +76,18 @@ def test_fast_path_accepts_exactly_what_the_row_validator_accepts(rows: list[tup
     expected = []
     for n, raw in lines:
         try:
-            expected.append(parse_row(raw.decode().rstrip("\n").split(","), file="p.csv",
-                                      line=n).line_no)
+            expected.append(
+                parse_row(raw.decode().rstrip("\n").split(","), file="p.csv", line=n).line_no
+            )
         except RowError:
             pass
-    got = (decode(chunk.payload, [("file_id", b"1"), ("first_line", b"2")], 0, 0)
-           .column("line_no").to_pylist() if chunk.rows else [])
+    got = (
+        decode(chunk.payload, [("file_id", b"1"), ("first_line", b"2")], 0, 0)
+        .column("line_no")
+        .to_pylist()
+        if chunk.rows
+        else []
+    )
     assert got == expected
     assert chunk.rows + len(chunk.errors) == len(lines)
     assert isinstance(chunk.payload, bytes) and (chunk.rows == 0) == (chunk.payload == b"")

@@ -31,8 +31,12 @@ def test_bom_crlf_and_gzip_read_the_same(tmp_path: Path) -> None:
     bom.write_bytes(b"\xef\xbb\xbf" + (HEADER + ROW * 3).replace(b"\n", b"\r\n"))
     gz = tmp_path / "c.csv.gz"
     gz.write_bytes(gzip.compress(HEADER + ROW * 3))
-    assert [n for n, _ in lines_of(plain)] == [n for n, _ in lines_of(bom)] == \
-           [n for n, _ in lines_of(gz)] == [2, 3, 4]
+    assert (
+        [n for n, _ in lines_of(plain)]
+        == [n for n, _ in lines_of(bom)]
+        == [n for n, _ in lines_of(gz)]
+        == [2, 3, 4]
+    )
 
 
 def test_blocks_are_stable_by_line_number(tmp_path: Path) -> None:
@@ -43,14 +47,18 @@ def test_blocks_are_stable_by_line_number(tmp_path: Path) -> None:
     assert sum(len(items) for _, items in line_blocks(path, 3)) == 9
 
 
-@pytest.mark.parametrize("content,reason", [
-    (b"", "empty"),
-    (HEADER, "no rows"),
-    (b"a,b,c\n" + ROW, "header is"),
-    (b"\x00\x01\x02binary\xff\xfe\n" + ROW, "binary"),
-])
-def test_unusable_files_are_rejected_with_a_reason(tmp_path: Path, content: bytes,
-                                                   reason: str) -> None:
+@pytest.mark.parametrize(
+    "content,reason",
+    [
+        (b"", "empty"),
+        (HEADER, "no rows"),
+        (b"a,b,c\n" + ROW, "header is"),
+        (b"\x00\x01\x02binary\xff\xfe\n" + ROW, "binary"),
+    ],
+)
+def test_unusable_files_are_rejected_with_a_reason(
+    tmp_path: Path, content: bytes, reason: str
+) -> None:
     path = tmp_path / "bad.csv"
     path.write_bytes(content)
     with pytest.raises(FileRejectedError, match=reason) as err:

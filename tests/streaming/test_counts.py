@@ -11,29 +11,44 @@ from streaming.counts import aggregates
 
 def table(rows: list[tuple[str, str, float, float, float, float, str]]) -> pa.Table:
     ts = [int(dt.datetime.fromisoformat(r[6]).replace(tzinfo=dt.UTC).timestamp()) for r in rows]
-    return pa.table({
-        "region": [r[0] for r in rows], "datasource": [r[1] for r in rows],
-        "origin_lon": [r[2] for r in rows], "origin_lat": [r[3] for r in rows],
-        "dest_lon": [r[4] for r in rows], "dest_lat": [r[5] for r in rows], "ts": ts})
+    return pa.table(
+        {
+            "region": [r[0] for r in rows],
+            "datasource": [r[1] for r in rows],
+            "origin_lon": [r[2] for r in rows],
+            "origin_lat": [r[3] for r in rows],
+            "dest_lon": [r[4] for r in rows],
+            "dest_lat": [r[5] for r in rows],
+            "ts": ts,
+        }
+    )
 
 
 def test_keys_windows_and_cells() -> None:
-    counts = aggregates(table([
-        ("A", "s1", 14.4999, 50.0001, 7.0, 45.0, "2018-05-28 09:03:40"),  # a Monday
-        ("A", "s1", 14.4951, 50.0099, 7.001, 45.009, "2018-05-28 09:59:59"),
-        ("A", "s2", -0.0001, -0.0001, 0.0, 0.0, "2018-06-03 23:00:00"),  # the Sunday after
-    ]))
+    counts = aggregates(
+        table(
+            [
+                ("A", "s1", 14.4999, 50.0001, 7.0, 45.0, "2018-05-28 09:03:40"),  # a Monday
+                ("A", "s1", 14.4951, 50.0099, 7.001, 45.009, "2018-05-28 09:59:59"),
+                ("A", "s2", -0.0001, -0.0001, 0.0, 0.0, "2018-06-03 23:00:00"),  # the Sunday after
+            ]
+        )
+    )
     hours = sorted(counts["region_hour"].to_pylist(), key=lambda r: r["hour_start"])
     assert [h["trips"] for h in hours] == [2, 1]
     assert dt.datetime.fromtimestamp(hours[0]["hour_start"], dt.UTC).hour == 9
-    similar = {(r["ocx"], r["ocy"], r["dcx"], r["dcy"], r["hour_of_day"]): r["trips"]
-               for r in counts["similar"].to_pylist()}
+    similar = {
+        (r["ocx"], r["ocy"], r["dcx"], r["dcy"], r["hour_of_day"]): r["trips"]
+        for r in counts["similar"].to_pylist()
+    }
     assert similar[(1449, 5000, 700, 4500, 9)] == 2
     assert similar[(-1, -1, 0, 0, 23)] == 1
     weeks = {r["week_start"] for r in counts["area_week"].to_pylist()}
     assert weeks == {(dt.date(2018, 5, 28) - dt.date(1970, 1, 1)).days}
     cells = {(r["fcx"], r["fcy"]) for r in counts["area_week"].to_pylist()}
     assert cells == {(14499, 50000), (14495, 50009), (-1, -1)}
-    latest = {(r["region"], r["datasource"]): (r["trips"], r["latest"])
-              for r in counts["region_datasource"].to_pylist()}
+    latest = {
+        (r["region"], r["datasource"]): (r["trips"], r["latest"])
+        for r in counts["region_datasource"].to_pylist()
+    }
     assert latest[("A", "s1")][0] == 2

@@ -16,9 +16,9 @@ from tripstream.settings import Settings
 pytestmark = pytest.mark.integration
 
 
-def test_sample_file_lands_once_with_exact_counts(cluster_settings: Settings, db: Any,
-                                                  sample_csv: Path, producer_thread: Any,
-                                                  streaming_job: Any) -> None:
+def test_sample_file_lands_once_with_exact_counts(
+    cluster_settings: Settings, db: Any, sample_csv: Path, producer_thread: Any, streaming_job: Any
+) -> None:
     job = streaming_job()
     producer_thread(cluster_settings)
     wait_for(lambda: "streaming" in job.text() and "-> " in job.text(), 120, "job started")
@@ -36,16 +36,19 @@ def test_sample_file_lands_once_with_exact_counts(cluster_settings: Settings, db
 
     # dropping the same content again, under another name, adds nothing
     shutil.copy(sample_csv, cluster_settings.paths.inbox / "trips again.csv")
-    wait_for(lambda: (cluster_settings.paths.done / "trips again.csv").exists(), 30,
-             "duplicate moved to done/")
+    wait_for(
+        lambda: (cluster_settings.paths.done / "trips again.csv").exists(),
+        30,
+        "duplicate moved to done/",
+    )
     db.execute("SELECT drops FROM ingest_files")
     assert db.fetchone() == (2,)
     assert committed_rows(db) == 100
 
 
-def test_crash_between_postgres_commit_and_spark_commit(cluster_settings: Settings, db: Any,
-                                                        sample_csv: Path, producer_thread: Any,
-                                                        streaming_job: Any) -> None:
+def test_crash_between_postgres_commit_and_spark_commit(
+    cluster_settings: Settings, db: Any, sample_csv: Path, producer_thread: Any, streaming_job: Any
+) -> None:
     producer_thread(cluster_settings)
     shutil.copy(sample_csv, cluster_settings.paths.inbox / "trips.csv")
     wait_for(lambda: (cluster_settings.paths.done / "trips.csv").exists(), 60, "published")

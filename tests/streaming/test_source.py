@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 from kafka import KafkaProducer
+from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadMaxRows
 
-from streaming.source import OffsetRange, cap_offsets, read_range, split_ranges
+from streaming.source import (
+    OffsetRange,
+    TripKafkaStreamReader,
+    cap_offsets,
+    read_range,
+    split_ranges,
+)
 from tripstream.records import chunk_headers
 from tripstream.settings import Settings
 
@@ -28,17 +35,40 @@ def test_cap_offsets_shares_the_budget() -> None:
     assert sum(cap_offsets({"0": 0, "1": 0, "2": 0}, {"0": 9, "1": 9, "2": 9}, 10).values()) == 10
 
 
+def test_options_arrive_lower_cased_and_still_apply() -> None:
+    reader = TripKafkaStreamReader(
+        {"bootstrap": "h:1", "topic": "t", "maxrecordspertrigger": "40", "minpartitions": "2"}
+    )
+    assert reader.getDefaultReadLimit() == ReadMaxRows(40)
+    assert reader.min_partitions == 2
+    reader._ends = lambda: {"0": 40, "1": 40, "2": 0, "3": 71}  # type: ignore[method-assign]
+    start = {"0": 0, "1": 0, "2": 0, "3": 0}
+    assert sum(reader.latestOffset(start, ReadMaxRows(40)).values()) == 40
+    # a processing-time trigger stays bounded even if the engine says ReadAllAvailable
+    assert sum(reader.latestOffset(start, ReadAllAvailable()).values()) == 40
+
+
 @pytest.mark.integration
 def test_read_range_yields_exactly_the_requested_records(settings: Settings) -> None:
     producer = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks="all")
     payload = b"2,R,POINT (1 2),POINT (3 4),2018-01-01 00:00:00,s,1.0,2.0,3.0,4.0,1514764800\n"
-    metas = [producer.send(settings.kafka.topic, value=payload, partition=0,
-                           headers=chunk_headers(77, 2 + i, 1)).get(10) for i in range(6)]
+    metas = [
+        producer.send(
+            settings.kafka.topic, value=payload, partition=0, headers=chunk_headers(77, 2 + i, 1)
+        ).get(10)
+        for i in range(6)
+    ]
     producer.close()
     first = metas[0].offset
-    batches = list(read_range([settings.kafka.bootstrap], settings.kafka.topic,
-                              OffsetRange(0, first + 1, first + 4)))
+    batches = list(
+        read_range(
+            [settings.kafka.bootstrap], settings.kafka.topic, OffsetRange(0, first + 1, first + 4)
+        )
+    )
     assert [b.column("chunk_line")[0].as_py() for b in batches] == [3, 4, 5]
-    again = list(read_range([settings.kafka.bootstrap], settings.kafka.topic,
-                            OffsetRange(0, first + 1, first + 4)))
+    again = list(
+        read_range(
+            [settings.kafka.bootstrap], settings.kafka.topic, OffsetRange(0, first + 1, first + 4)
+        )
+    )
     assert [b.to_pylist() for b in again] == [b.to_pylist() for b in batches]

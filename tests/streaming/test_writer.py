@@ -16,14 +16,16 @@ from tripstream.settings import Settings
 pytestmark = pytest.mark.integration
 
 
-def batch_of(path: Path, file_id: int, partition: int = 0, first_offset: int = 0
-             ) -> pa.Table:
+def batch_of(path: Path, file_id: int, partition: int = 0, first_offset: int = 0) -> pa.Table:
     return arrow_batch_of(path, file_id, partition, first_offset, chunk_rows=40)
 
 
 def register(db: Any, file_id: int, rows: int) -> None:
-    db.execute("INSERT INTO ingest_files (file_id, sha256, name, size_bytes, state, rows_valid)"
-               " VALUES (%s, 'x', 'trips.csv', 1, 'published', %s)", (file_id, rows))
+    db.execute(
+        "INSERT INTO ingest_files (file_id, sha256, name, size_bytes, state, rows_valid)"
+        " VALUES (%s, 'x', 'trips.csv', 1, 'published', %s)",
+        (file_id, rows),
+    )
 
 
 def test_same_batch_twice_lands_once(settings: Settings, db: Any, sample_csv: Path) -> None:
@@ -41,8 +43,9 @@ def test_same_batch_twice_lands_once(settings: Settings, db: Any, sample_csv: Pa
     assert set(recount_differences(db).values()) == {0}
 
 
-def test_republished_chunks_under_a_new_batch_id_are_skipped(settings: Settings, db: Any,
-                                                            sample_csv: Path) -> None:
+def test_republished_chunks_under_a_new_batch_id_are_skipped(
+    settings: Settings, db: Any, sample_csv: Path
+) -> None:
     register(db, 12, 100)
     writer = BatchWriter(settings.database.url, "ckpt-b")
     writer.write(batch_of(sample_csv, 12), 0, time.monotonic())
@@ -52,13 +55,16 @@ def test_republished_chunks_under_a_new_batch_id_are_skipped(settings: Settings,
     assert result["rows_new"] == 0
     db.execute("SELECT count(*) FROM trip_data")
     assert db.fetchone() == (100,)
-    db.execute("SELECT trips FROM region_datasource_counts WHERE region = 'Prague' "
-               "AND datasource = 'cheap_mobile'")
+    db.execute(
+        "SELECT trips FROM region_datasource_counts WHERE region = 'Prague' "
+        "AND datasource = 'cheap_mobile'"
+    )
     assert db.fetchone() == (13,)
 
 
-def test_duplicate_chunk_inside_one_batch_counts_once(settings: Settings, db: Any,
-                                                      sample_csv: Path) -> None:
+def test_duplicate_chunk_inside_one_batch_counts_once(
+    settings: Settings, db: Any, sample_csv: Path
+) -> None:
     register(db, 13, 100)
     writer = BatchWriter(settings.database.url, "ckpt-c")
     doubled = pa.concat_tables([batch_of(sample_csv, 13, 0, 0), batch_of(sample_csv, 13, 0, 10)])
@@ -66,13 +72,15 @@ def test_duplicate_chunk_inside_one_batch_counts_once(settings: Settings, db: An
     assert set(recount_differences(db).values()) == {0}
 
 
-def test_failed_batch_leaves_nothing_behind(settings: Settings, db: Any, sample_csv: Path
-                                           ) -> None:
+def test_failed_batch_leaves_nothing_behind(settings: Settings, db: Any, sample_csv: Path) -> None:
     register(db, 14, 100)
     writer = BatchWriter(settings.database.url, "ckpt-d")
     table = batch_of(sample_csv, 14)
-    broken = table.set_column(table.schema.get_field_index("date_time"), "date_time",
-                              pa.array(["not a time"] * table.num_rows))
+    broken = table.set_column(
+        table.schema.get_field_index("date_time"),
+        "date_time",
+        pa.array(["not a time"] * table.num_rows),
+    )
     with pytest.raises(Exception, match="timestamp"):
         writer.write(broken, 0, time.monotonic())
     for name in ("trip_data", "ingested_chunks", "stream_batches", "region_hour_counts"):

@@ -16,9 +16,9 @@ from tripstream.settings import Settings
 pytestmark = pytest.mark.integration
 
 
-def test_bench_smoke_produces_an_exact_report(cluster_settings: Settings, db: Any,
-                                              tmp_path: Path, producer_thread: Any,
-                                              streaming_job: Any) -> None:
+def test_bench_smoke_produces_an_exact_report(
+    cluster_settings: Settings, db: Any, tmp_path: Path, producer_thread: Any, streaming_job: Any
+) -> None:
     job = streaming_job()
     producer_thread(cluster_settings)
     wait_for(lambda: "-> " in job.text(), 120, "streaming job started")
@@ -29,10 +29,19 @@ def test_bench_smoke_produces_an_exact_report(cluster_settings: Settings, db: An
     result = json.loads(reports[0].read_text())
     assert result["pipeline"]["complete"] is True
     assert result["exactness"]["trip_data_rows"] == 5000 + 200  # data + two latency probes
-    assert {k: v for k, v in result["exactness"].items() if isinstance(v, int)
-            and k != "trip_data_rows"} == dict.fromkeys(
-        ["region_hour_counts", "datasource_day_counts", "similar_trip_counts",
-         "area_week_counts", "region_datasource_counts", "duplicate (file_id, line_no)"], 0)
+    assert {
+        k: v for k, v in result["exactness"].items() if isinstance(v, int) and k != "trip_data_rows"
+    } == dict.fromkeys(
+        [
+            "region_hour_counts",
+            "datasource_day_counts",
+            "similar_trip_counts",
+            "area_week_counts",
+            "region_datasource_counts",
+            "duplicate (file_id, line_no)",
+        ],
+        0,
+    )
     assert result["ceiling"]["rows"] == 5000
     assert len(result["pipeline"]["latency_s"]["samples"]) == 2
     assert set(result["queries_ms"]) >= {"similar", "latest-datasource"}

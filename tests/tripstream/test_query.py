@@ -47,18 +47,33 @@ def test_weekly_average_for_a_region_on_the_sample(sample_loaded: Settings) -> N
     got = dict(zip(columns, rows[0], strict=True))
     assert (got["weeks"], got["trips"]) == (5, 34)
     assert float(got["weekly_average"]) == pytest.approx(6.8)
-    _, rows = ask(sample_loaded, "weekly-average", "--region", "Prague", "--from", "2018-05-07",
-                  "--to", "2018-05-13")
+    _, rows = ask(
+        sample_loaded,
+        "weekly-average",
+        "--region",
+        "Prague",
+        "--from",
+        "2018-05-07",
+        "--to",
+        "2018-05-13",
+    )
     assert rows[0][3] == 1  # one week
 
 
 def test_bbox_cutting_through_cells_is_exact(sample_loaded: Settings, db: Any) -> None:
     # edges at 3+ decimals cut through the 0.001-degree cells
-    for box in ("14.4003,50.0107,14.4911,50.0795", "7.5,44.9,7.7,45.1", "0,0,1,1",
-                "14.43109483523328,50.04052930943246,14.5,50.1"):
+    for box in (
+        "14.4003,50.0107,14.4911,50.0795",
+        "7.5,44.9,7.7,45.1",
+        "0,0,1,1",
+        "14.43109483523328,50.04052930943246,14.5,50.1",
+    ):
         min_lon, min_lat, max_lon, max_lat = (float(v) for v in box.split(","))
-        db.execute("SELECT count(*) FROM trip_data WHERE origin_lon BETWEEN %s AND %s AND "
-                   "origin_lat BETWEEN %s AND %s", (min_lon, max_lon, min_lat, max_lat))
+        db.execute(
+            "SELECT count(*) FROM trip_data WHERE origin_lon BETWEEN %s AND %s AND "
+            "origin_lat BETWEEN %s AND %s",
+            (min_lon, max_lon, min_lat, max_lat),
+        )
         expected = db.fetchone()[0]
         columns, rows = ask(sample_loaded, "weekly-average", "--bbox", box)
         assert rows[0][columns.index("trips")] == expected, box
@@ -80,8 +95,10 @@ def test_generated_set_with_known_counts(settings: Settings, db: Any, tmp_path: 
 
     table = pd.concat([table, pacsv.read_csv(paths[1]).to_pandas()])
     when = pd.to_datetime(table["datetime"])
-    weeks = ((when.min() - pd.to_timedelta(when.min().weekday(), "D")).normalize(),
-             (when.max() - pd.to_timedelta(when.max().weekday(), "D")).normalize())
+    weeks = (
+        (when.min() - pd.to_timedelta(when.min().weekday(), "D")).normalize(),
+        (when.max() - pd.to_timedelta(when.max().weekday(), "D")).normalize(),
+    )
     n_weeks = (weeks[1] - weeks[0]).days // 7 + 1
     turin = int((table["region"] == "Turin").sum())
     columns, rows = ask(settings, "weekly-average", "--region", "Turin")
@@ -89,7 +106,7 @@ def test_generated_set_with_known_counts(settings: Settings, db: Any, tmp_path: 
     assert (got["trips"], got["weeks"]) == (turin, n_weeks)
     assert float(got["weekly_average"]) == pytest.approx(round(turin / n_weeks, 2))
     lon = table["origin_coord"].str.extract(r"\((\S+) (\S+)\)").astype(float)
-    inside = ((lon[0] >= 7.6) & (lon[0] <= 7.7123) & (lon[1] >= 45.01) & (lon[1] <= 45.0987))
+    inside = (lon[0] >= 7.6) & (lon[0] <= 7.7123) & (lon[1] >= 45.01) & (lon[1] <= 45.0987)
     columns, rows = ask(settings, "weekly-average", "--bbox", "7.6,45.01,7.7123,45.0987")
     assert rows[0][columns.index("trips")] == int(inside.sum())
     regions = table[table["datasource"] == "funny_car"]["region"].value_counts().sort_index()

@@ -18,13 +18,17 @@ from tripstream.status import follow
 pytestmark = pytest.mark.integration
 
 
-def test_follow_receives_a_file_dropped_after_it_started(settings: Settings, db: Any,
-                                                         sample_csv: Path,
-                                                         producer_thread: Any) -> None:
+def test_follow_receives_a_file_dropped_after_it_started(
+    settings: Settings, db: Any, sample_csv: Path, producer_thread: Any
+) -> None:
     seen: list[str] = []
     args = argparse.Namespace(limit=20, format="table")
-    listener = threading.Thread(target=follow, args=(settings, args),
-                                kwargs={"max_events": 6, "emit": seen.append}, daemon=True)
+    listener = threading.Thread(
+        target=follow,
+        args=(settings, args),
+        kwargs={"max_events": 6, "emit": seen.append},
+        daemon=True,
+    )
     listener.start()
     wait_for(lambda: _listening(db), 10, "LISTEN registered")
     producer_thread(settings)
@@ -35,28 +39,38 @@ def test_follow_receives_a_file_dropped_after_it_started(settings: Settings, db:
     listener.join(timeout=10)
 
 
-def test_follow_reconnects_and_catches_up(settings: Settings, db: Any, sample_csv: Path
-                                          ) -> None:
+def test_follow_reconnects_and_catches_up(settings: Settings, db: Any, sample_csv: Path) -> None:
     seen: list[str] = []
     args = argparse.Namespace(limit=20, format="table")
-    listener = threading.Thread(target=follow, args=(settings, args),
-                                kwargs={"max_events": 1, "emit": seen.append}, daemon=True)
+    listener = threading.Thread(
+        target=follow,
+        args=(settings, args),
+        kwargs={"max_events": 1, "emit": seen.append},
+        daemon=True,
+    )
     listener.start()
     wait_for(lambda: _listening(db), 10, "LISTEN registered")
-    db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-               "WHERE application_name = 'tripstream-status-follow'")
+    db.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE application_name = 'tripstream-status-follow'"
+    )
     # while it reconnects a file is committed; the catch-up or the notification shows it
-    db.execute("INSERT INTO ingest_files (file_id, sha256, name, size_bytes, state, rows_valid)"
-               " VALUES (5, 'x', 'while away.csv', 1, 'published', 100)")
+    db.execute(
+        "INSERT INTO ingest_files (file_id, sha256, name, size_bytes, state, rows_valid)"
+        " VALUES (5, 'x', 'while away.csv', 1, 'published', 100)"
+    )
     load_through_writer(settings.database.url, [sample_csv])
     wait_for(lambda: any("while away.csv" in s for s in seen), 30, "catch-up after reconnect")
     listener.join(timeout=1)  # a daemon thread; it may be waiting for the next event
 
 
-def test_status_snapshot_shows_files_and_totals(settings: Settings, db: Any, sample_csv: Path,
-                                                capsys: Any, monkeypatch: Any) -> None:
-    db.execute("INSERT INTO ingest_files (file_id, sha256, name, size_bytes, state, rows_valid)"
-               " VALUES (1000, 'x', 'trips.csv', 1, 'published', 100)")
+def test_status_snapshot_shows_files_and_totals(
+    settings: Settings, db: Any, sample_csv: Path, capsys: Any, monkeypatch: Any
+) -> None:
+    db.execute(
+        "INSERT INTO ingest_files (file_id, sha256, name, size_bytes, state, rows_valid)"
+        " VALUES (1000, 'x', 'trips.csv', 1, 'published', 100)"
+    )
     load_through_writer(settings.database.url, [sample_csv])
     monkeypatch.setenv("TRIPSTREAM_DATABASE_URL", settings.database.url)
     monkeypatch.setenv("TRIPSTREAM_PATHS_STATE_DIR", str(settings.paths.state_dir))
@@ -68,6 +82,7 @@ def test_status_snapshot_shows_files_and_totals(settings: Settings, db: Any, sam
 
 
 def _listening(db: Any) -> bool:
-    db.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-               "'tripstream-status-follow'")
+    db.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tripstream-status-follow'"
+    )
     return bool(db.fetchone()[0])

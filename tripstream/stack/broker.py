@@ -38,11 +38,23 @@ class EmbeddedBroker:
 
     def start(self, run_dir: Path) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        argv = [_binary(), "start", "--only", "kafka", "--kafka-port", str(self.port),
-                "--data-dir", str(self.root)]
+        argv = [
+            _binary(),
+            "start",
+            "--only",
+            "kafka",
+            "--kafka-port",
+            str(self.port),
+            "--data-dir",
+            str(self.root),
+        ]
         procs.spawn(self.name, argv, run_dir, env=os.environ)
-        procs.wait_until(lambda: procs.port_open(self.port), timeout=30,
-                         what=f"broker on port {self.port}", log=run_dir / f"{self.name}.log")
+        procs.wait_until(
+            lambda: procs.port_open(self.port),
+            timeout=30,
+            what=f"broker on port {self.port}",
+            log=run_dir / f"{self.name}.log",
+        )
         logger.info("embedded broker (noida-db) on %s", self.bootstrap)
 
 
@@ -51,8 +63,9 @@ def ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
     except KafkaError as e:
-        raise SetupError(f"cannot reach Kafka at {bootstrap}: {e}. "
-                         "Try checking TRIPSTREAM_KAFKA_BOOTSTRAP.") from e
+        raise SetupError(
+            f"cannot reach Kafka at {bootstrap}: {e}. Try checking TRIPSTREAM_KAFKA_BOOTSTRAP."
+        ) from e
     try:
         admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
         logger.info("created topic %s with %s partitions", topic, partitions)

@@ -42,12 +42,19 @@ class LocalStack:
 
     def spark(self) -> SparkCluster:
         s = self.settings.spark
-        return SparkCluster(self.state / "spark", s.port, s.master_ui_port, s.workers,
-                            s.worker_memory, s.worker_cores)
+        return SparkCluster(
+            self.state / "spark",
+            s.port,
+            s.master_ui_port,
+            s.workers,
+            s.worker_memory,
+            s.worker_cores,
+        )
 
     def running(self) -> dict[str, int]:
         names = [*JOBS, "broker", "spark-master"] + [
-            f"spark-worker-{n}" for n in range(1, self.settings.spark.workers + 1)]
+            f"spark-worker-{n}" for n in range(1, self.settings.spark.workers + 1)
+        ]
         found = {n: pid for n in names if (pid := procs.read_pid(self.run_dir, n))}
         pg = self.postgres()
         if self.settings.database.embedded and (pg.data / "postmaster.pid").exists():
@@ -74,23 +81,39 @@ class LocalStack:
         ensure_topic(s.kafka.bootstrap, s.kafka.topic, s.kafka.partitions)
         if s.spark.embedded and "spark-master" not in self.running():
             procs.require_free(s.spark.port, "the Spark master", "TRIPSTREAM_SPARK_MASTER")
-            procs.require_free(s.spark.master_ui_port, "the Spark master UI",
-                               "TRIPSTREAM_SPARK_MASTER_UI_PORT")
+            procs.require_free(
+                s.spark.master_ui_port, "the Spark master UI", "TRIPSTREAM_SPARK_MASTER_UI_PORT"
+            )
             self.spark().start(self.run_dir, self.state)
         for folder in (s.paths.inbox, s.paths.done, s.paths.rejected):
             folder.mkdir(parents=True, exist_ok=True)
         python = sys.executable
-        procs.spawn("producer", [python, "-m", "producer"], self.run_dir, env=os.environ,
-                    cwd=PROJECT_ROOT)
+        procs.spawn(
+            "producer", [python, "-m", "producer"], self.run_dir, env=os.environ, cwd=PROJECT_ROOT
+        )
         submit = str(Path(python).parent / "spark-submit")
         if not Path(submit).exists():
             raise SetupError(f"{submit} not found. Try `make install`.")
-        procs.spawn("streaming", [
-            submit, "--master", s.spark.master, "--driver-memory", s.spark.driver_memory,
-            "--executor-memory", s.spark.executor_memory,
-            "--total-executor-cores", str(s.spark.workers * s.spark.worker_cores),
-            "--conf", "spark.executor.cores=1", str(PROJECT_ROOT / "streaming" / "job.py"),
-        ], self.run_dir, env=env, cwd=PROJECT_ROOT)
+        procs.spawn(
+            "streaming",
+            [
+                submit,
+                "--master",
+                s.spark.master,
+                "--driver-memory",
+                s.spark.driver_memory,
+                "--executor-memory",
+                s.spark.executor_memory,
+                "--total-executor-cores",
+                str(s.spark.workers * s.spark.worker_cores),
+                "--conf",
+                "spark.executor.cores=1",
+                str(PROJECT_ROOT / "streaming" / "job.py"),
+            ],
+            self.run_dir,
+            env=env,
+            cwd=PROJECT_ROOT,
+        )
         return True
 
     def down(self) -> list[str]:

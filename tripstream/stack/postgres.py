@@ -17,8 +17,7 @@ from tripstream.errors import SetupError
 logger = logging.getLogger(__name__)
 
 SERVER_OPTIONS = (
-    "-c shared_buffers=512MB -c max_wal_size=4GB -c checkpoint_timeout=15min "
-    "-c max_connections=100"
+    "-c shared_buffers=512MB -c max_wal_size=4GB -c checkpoint_timeout=15min -c max_connections=100"
 )
 
 
@@ -75,19 +74,47 @@ class EmbeddedPostgres:
         if not (self.data / "PG_VERSION").exists():
             if self.data.exists():
                 shutil.rmtree(self.data)
-            done = self._run([_bin("initdb"), "-D", str(self.data), "-U", self.user,
-                              "--auth=trust", "-E", "UTF8", "--no-locale"])
+            done = self._run(
+                [
+                    _bin("initdb"),
+                    "-D",
+                    str(self.data),
+                    "-U",
+                    self.user,
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-locale",
+                ]
+            )
             if done.returncode:
-                raise SetupError(f"initdb failed in {self.data}: {done.stderr.strip()}. "
-                                 "Try `make clean` and run again.")
+                raise SetupError(
+                    f"initdb failed in {self.data}: {done.stderr.strip()}. "
+                    "Try `make clean` and run again."
+                )
         options = f"-p {self.port} -h 127.0.0.1 -k {self.root / 'sock'} {SERVER_OPTIONS} "
-        done = self._run([_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.root / "postgres.log"),
-                          "-o", options + self.extra_options, "-w", "-t", "60", "start"])
+        done = self._run(
+            [
+                _bin("pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.root / "postgres.log"),
+                "-o",
+                options + self.extra_options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+        )
         if done.returncode:
-            log = (self.root / "postgres.log")
+            log = self.root / "postgres.log"
             tail = log.read_text(errors="replace")[-800:] if log.exists() else done.stderr
-            raise SetupError(f"PostgreSQL did not start on port {self.port}: {tail.strip()}. "
-                             f"Try another port (TRIPSTREAM_DATABASE_URL) or see {log}.")
+            raise SetupError(
+                f"PostgreSQL did not start on port {self.port}: {tail.strip()}. "
+                f"Try another port (TRIPSTREAM_DATABASE_URL) or see {log}."
+            )
         self.ensure_database()
         logger.info("embedded PostgreSQL on 127.0.0.1:%s (data %s)", self.port, self.data)
 

