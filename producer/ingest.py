@@ -7,6 +7,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Any, TextIO
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
@@ -214,23 +215,40 @@ class _QuarantineFile:
     def __init__(self, path: Path) -> None:
         self.path, self.part = path, path.with_name(path.name + ".part")
         self._kept = False
+        self._file: TextIO | None = None
 
     def __enter__(self) -> _QuarantineFile:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.part.open("w", encoding="utf-8", newline="")
-        self._csv = csv.writer(self._file)
-        self._csv.writerow(["line", "reason", "raw_line"])
         return self
 
+    def _open(self) -> Any:
+        """Opened on the first bad row only: a clean file needs no sidecar."""
+        if self._file is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = self.part.open("w", encoding="utf-8", newline="")
+            except OSError as e:
+                raise TransientError(
+                    f"cannot write {self.part}: {e.strerror}. The file stays in the inbox; "
+                    "try freeing disk space or fixing permissions."
+                ) from e
+            self._csv = csv.writer(self._file)
+            self._csv.writerow(["line", "reason", "raw_line"])
+        return self._csv
+
     def write(self, errors: list[RowError], raws: list[bytes]) -> None:
+        if not errors:
+            return
+        writer = self._open()
         for e, raw in zip(errors, raws, strict=True):
             text = raw.decode("utf-8", "replace").replace("\x00", "\\0")
-            self._csv.writerow([e.line, f"{e.reason}. Try {e.fix}", text.rstrip("\r\n")[:2000]])
+            writer.writerow([e.line, f"{e.reason}. Try {e.fix}", text.rstrip("\r\n")[:2000]])
 
     def keep(self) -> None:
         self._kept = True
 
     def __exit__(self, *exc: object) -> None:
+        if self._file is None:
+            return
         self._file.close()
         if self._kept and exc[0] is None:
             os.replace(self.part, self.path)

@@ -23,8 +23,18 @@ def run_producer(settings: Settings, stop: threading.Event | None = None) -> Non
     """Run until `stop` is set (or forever)."""
     stop = stop or threading.Event()
     paths = settings.paths
-    for folder in (paths.inbox, paths.done, paths.rejected):
-        folder.mkdir(parents=True, exist_ok=True)
+    paths.inbox.mkdir(parents=True, exist_ok=True)
+    for folder in (paths.done, paths.rejected):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # files then stay in the inbox and are retried
+            logger.error(
+                "cannot create %s: %s. Files stay in %s until it is fixed; try "
+                "freeing disk space or fixing permissions.",
+                folder,
+                e.strerror,
+                paths.inbox,
+            )
     retry(lambda: apply_schema(settings.database.url), what="apply schema", attempts=10)
     publisher = retry(
         lambda: Publisher(settings.kafka, settings.producer), what="connect to Kafka", attempts=10

@@ -47,3 +47,6 @@ CREATE TABLE IF NOT EXISTS region_datasource_counts (
     latest_at  timestamp NOT NULL,
     PRIMARY KEY (region, datasource)
 );
+
+-- `tripstream query similar` reads the largest groups first without sorting them all.
+CREATE INDEX IF NOT EXISTS similar_trip_counts_trips ON similar_trip_counts (trips DESC);
