@@ -166,12 +166,16 @@ def pipeline(
         time.sleep(1.0)
     elapsed = time.monotonic() - started
     bulk_rows = min(done, expected)
+    # the bulk load ends at the first sample holding every bulk row (the probes come after)
+    bulk_s = next((t for t, n in timeline if n >= expected), elapsed)
+    started_at = next((t for t, n in timeline if n > 0), 0.0)  # first rows committed
     steady = [b - a for (_, a), (_, b) in zip(timeline, timeline[1:], strict=False)]
     return {
         "rows": done,
         "expected": expected,
-        "seconds": round(elapsed, 1),
-        "rows_per_s": round(bulk_rows / elapsed) if elapsed else 0,
+        "seconds": round(bulk_s, 1),
+        "rows_per_s": round(bulk_rows / bulk_s) if bulk_s else 0,
+        "steady_rows_per_s": round(bulk_rows / (bulk_s - started_at)) if bulk_s > started_at else 0,
         "peak_rows_per_s": max(steady, default=0),
         "complete": done >= expected,
         "timeline": timeline,

@@ -1,0 +1,185 @@
+"""Faults during a run: kill -9 driver / executor / producer / broker, restart Postgres.
+Every test ends with the same proof: all valid rows committed once, counts exact."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import psutil
+import psycopg2
+import pytest
+
+from tests.conftest import (
+    committed_rows,
+    recount_differences,
+    settings_env,
+    wait_for,
+)
+from tripstream.generate import generate_files
+from tripstream.settings import Settings
+from tripstream.stack import procs
+from tripstream.stack.broker import EmbeddedBroker, ensure_topic
+from tripstream.stack.postgres import EmbeddedPostgres
+from tripstream.stack.spark import SparkCluster
+
+pytestmark = [pytest.mark.integration, pytest.mark.reliability]
+
+
+def drop(settings: Settings, tmp_path: Path, rows: int, files: int, seed: int) -> int:
+    """Generate files and rename them into the inbox; returns the valid row count."""
+    paths = generate_files(tmp_path / f"gen-{seed}", rows=rows, files=files, seed=seed)
+    for path in paths:
+        path.rename(settings.paths.inbox / path.name)
+    manifest = json.loads((tmp_path / f"gen-{seed}" / "manifest.json").read_text())
+    return sum(int(f["valid"]) for f in manifest)
+
+
+def assert_exact(url: str, expected: int) -> None:
+    conn = psycopg2.connect(url)
+    with conn.cursor() as cur:
+        assert committed_rows(cur) == expected
+        assert set(recount_differences(cur).values()) == {0}
+        cur.execute("SELECT count(*) FROM ingest_files WHERE state <> 'committed'")
+        assert cur.fetchone() == (0,)
+    conn.close()
+
+
+def rows_in(url: str) -> int:
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            return committed_rows(cur)
+    finally:
+        conn.close()
+
+
+def test_driver_killed_again_and_again(cluster_settings: Settings, db: Any, tmp_path: Path,
+                                       producer_thread: Any, streaming_job: Any) -> None:
+    url = cluster_settings.database.url
+    producer_thread(cluster_settings)
+    job = streaming_job()
+    expected = 0
+    for kill in range(3):  # each round: new data, wait until it flows, then kill -9
+        floor = rows_in(url)
+        expected += drop(cluster_settings, tmp_path, 300_000, 2, seed=11 + kill)
+        wait_for(lambda f=floor: rows_in(url) > f, 180, f"progress before kill {kill}")
+        job.kill()  # kill -9 of the driver's process group, mid-batch or between batches
+        job = streaming_job()
+    wait_for(lambda: rows_in(url) >= expected, 240, "all rows after the kills")
+    wait_for(lambda: _all_committed(db), 60, "every file committed")
+    assert_exact(url, expected)
+
+
+def test_executor_killed_mid_stream(cluster_settings: Settings, db: Any, tmp_path: Path,
+                                    producer_thread: Any, streaming_job: Any,
+                                    spark_cluster: SparkCluster) -> None:
+    url = cluster_settings.database.url
+    producer_thread(cluster_settings)
+    streaming_job()
+    expected = drop(cluster_settings, tmp_path, 200_000, 2, seed=12)
+    wait_for(lambda: rows_in(url) > 0, 180, "first rows")
+    executors = wait_for(_executors, 30, "an executor JVM")
+    os.kill(executors[0], signal.SIGKILL)
+    wait_for(lambda: rows_in(url) >= expected, 240, "all rows after the executor died")
+    wait_for(lambda: spark_cluster.alive_workers() == 2, 30, "both workers alive")
+    assert_exact(url, expected)
+
+
+def test_postgres_restart_mid_stream(cluster_settings: Settings, db: Any, tmp_path: Path,
+                                     producer_thread: Any, streaming_job: Any,
+                                     postgres: EmbeddedPostgres) -> None:
+    url = cluster_settings.database.url
+    producer_thread(cluster_settings)
+    job = streaming_job()
+    expected = drop(cluster_settings, tmp_path, 200_000, 2, seed=13)
+    wait_for(lambda: rows_in(url) > 0, 180, "first rows")
+    postgres.stop("immediate")  # a crash: in-flight transactions vanish
+    postgres.start()
+    wait_for(lambda: rows_in(url) >= expected, 240, "all rows after the restart")
+    assert job.proc.poll() is None, "the job must survive a database restart"
+    assert "retrying" in job.text()
+    assert_exact(url, expected)
+
+
+def test_producer_killed_while_publishing(cluster_settings: Settings, db: Any, tmp_path: Path,
+                                          streaming_job: Any) -> None:
+    url = cluster_settings.database.url
+    settings = cluster_settings.replace(producer=replace(cluster_settings.producer,
+                                                         chunk_rows=2000))
+    env = settings_env(settings)
+    log = (tmp_path / "producer.log").open("ab")
+    producer = subprocess.Popen([sys.executable, "-m", "producer"], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    expected = drop(settings, tmp_path, 400_000, 1, seed=14)
+    wait_for(lambda: _state(db) == "publishing" and _published(db) > 0, 60, "publishing")
+    os.killpg(producer.pid, signal.SIGKILL)
+    producer.wait(timeout=10)
+    assert any(p.is_file() for p in settings.paths.inbox.iterdir())  # not moved yet
+    producer = subprocess.Popen([sys.executable, "-m", "producer"], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        streaming_job(settings)
+        wait_for(lambda: _state(db) == "committed", 240, "file committed after the restart")
+        assert_exact(url, expected)
+    finally:
+        procs.terminate(producer.pid, timeout=10)
+
+
+def test_broker_kill9_loses_acked_records_and_nothing_is_lost(
+        cluster_settings: Settings, db: Any, tmp_path: Path, producer_thread: Any,
+        streaming_job: Any) -> None:
+    broker = EmbeddedBroker(tmp_path / "broker", procs.free_port(), name="fault-broker")
+    run = tmp_path / "run"
+    broker.start(run)
+    settings = cluster_settings.replace(kafka=replace(cluster_settings.kafka,
+                                                      bootstrap=broker.bootstrap))
+    ensure_topic(broker.bootstrap, settings.kafka.topic, 2)
+    url = settings.database.url
+    try:
+        producer_thread(settings)
+        expected = drop(settings, tmp_path, 150_000, 3, seed=15)
+        wait_for(lambda: _count_state(db, "published") == 3, 120, "all acknowledged")
+        os.killpg(procs.read_pid(run, broker.name) or 0, signal.SIGKILL)  # loses recent writes
+        broker.start(run)
+        job = streaming_job(settings)
+        wait_for(lambda: rows_in(url) >= expected, 300, "all rows after the broker crash")
+        wait_for(lambda: _all_committed(db), 60, "every file committed")
+        assert_exact(url, expected)
+        db.execute("SELECT sum(republishes) FROM ingest_files")
+        print(f"files re-published after the broker crash: {db.fetchone()[0]}")
+        assert job.proc.poll() is None
+    finally:
+        procs.stop(run, broker.name, timeout=5)
+
+
+def _executors() -> list[int]:
+    return [p.pid for p in psutil.process_iter(["cmdline"])
+            if "CoarseGrainedExecutorBackend" in " ".join(p.info["cmdline"] or [])]
+
+
+def _all_committed(db: Any) -> bool:
+    db.execute("SELECT count(*) = count(*) FILTER (WHERE state = 'committed') FROM ingest_files")
+    return bool(db.fetchone()[0])
+
+
+def _count_state(db: Any, state: str) -> int:
+    db.execute("SELECT count(*) FROM ingest_files WHERE state IN (%s, 'committed')", (state,))
+    return int(db.fetchone()[0])
+
+
+def _state(db: Any) -> str | None:
+    db.execute("SELECT state FROM ingest_files LIMIT 1")
+    row = db.fetchone()
+    return None if row is None else str(row[0])
+
+
+def _published(db: Any) -> int:
+    db.execute("SELECT coalesce(max(rows_published), 0) FROM ingest_files")
+    return int(db.fetchone()[0])
