@@ -241,6 +241,7 @@ def write_report(result: dict[str, Any], out_dir: Path) -> Path:
         f"| COPY ceiling | {c['rows_per_s']:,} rows/s |",
         f"| pipeline, file drop to rows committed | {p['rows_per_s']:,} rows/s |",
         f"| ratio pipeline / ceiling | {result['ratio']:.2f} |",
+        f"| pipeline, steady (from the first committed rows) | {p['steady_rows_per_s']:,} rows/s |",
         f"| small-file latency p50 / p95 | {p['latency_s']['p50']} s / {p['latency_s']['p95']} s |",
         f"| all rows committed | {p['complete']} |",
         "",

@@ -60,8 +60,9 @@ def rows_in(url: str) -> int:
         conn.close()
 
 
-def test_driver_killed_again_and_again(cluster_settings: Settings, db: Any, tmp_path: Path,
-                                       producer_thread: Any, streaming_job: Any) -> None:
+def test_driver_killed_again_and_again(
+    cluster_settings: Settings, db: Any, tmp_path: Path, producer_thread: Any, streaming_job: Any
+) -> None:
     url = cluster_settings.database.url
     producer_thread(cluster_settings)
     job = streaming_job()
@@ -77,9 +78,14 @@ def test_driver_killed_again_and_again(cluster_settings: Settings, db: Any, tmp_
     assert_exact(url, expected)
 
 
-def test_executor_killed_mid_stream(cluster_settings: Settings, db: Any, tmp_path: Path,
-                                    producer_thread: Any, streaming_job: Any,
-                                    spark_cluster: SparkCluster) -> None:
+def test_executor_killed_mid_stream(
+    cluster_settings: Settings,
+    db: Any,
+    tmp_path: Path,
+    producer_thread: Any,
+    streaming_job: Any,
+    spark_cluster: SparkCluster,
+) -> None:
     url = cluster_settings.database.url
     producer_thread(cluster_settings)
     streaming_job()
@@ -92,14 +98,20 @@ def test_executor_killed_mid_stream(cluster_settings: Settings, db: Any, tmp_pat
     assert_exact(url, expected)
 
 
-def test_postgres_restart_mid_stream(cluster_settings: Settings, db: Any, tmp_path: Path,
-                                     producer_thread: Any, streaming_job: Any,
-                                     postgres: EmbeddedPostgres) -> None:
+def test_postgres_restart_mid_stream(
+    cluster_settings: Settings,
+    db: Any,
+    tmp_path: Path,
+    producer_thread: Any,
+    streaming_job: Any,
+    postgres: EmbeddedPostgres,
+) -> None:
     url = cluster_settings.database.url
     producer_thread(cluster_settings)
     job = streaming_job()
-    expected = drop(cluster_settings, tmp_path, 200_000, 2, seed=13)
+    expected = drop(cluster_settings, tmp_path, 800_000, 4, seed=13)
     wait_for(lambda: rows_in(url) > 0, 180, "first rows")
+    assert rows_in(url) < expected  # batches are still to come when the database goes
     postgres.stop("immediate")  # a crash: in-flight transactions vanish
     postgres.start()
     wait_for(lambda: rows_in(url) >= expected, 240, "all rows after the restart")
@@ -108,22 +120,34 @@ def test_postgres_restart_mid_stream(cluster_settings: Settings, db: Any, tmp_pa
     assert_exact(url, expected)
 
 
-def test_producer_killed_while_publishing(cluster_settings: Settings, db: Any, tmp_path: Path,
-                                          streaming_job: Any) -> None:
+def test_producer_killed_while_publishing(
+    cluster_settings: Settings, db: Any, tmp_path: Path, streaming_job: Any
+) -> None:
     url = cluster_settings.database.url
-    settings = cluster_settings.replace(producer=replace(cluster_settings.producer,
-                                                         chunk_rows=2000))
+    settings = cluster_settings.replace(
+        producer=replace(cluster_settings.producer, chunk_rows=2000)
+    )
     env = settings_env(settings)
     log = (tmp_path / "producer.log").open("ab")
-    producer = subprocess.Popen([sys.executable, "-m", "producer"], env=env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    expected = drop(settings, tmp_path, 400_000, 1, seed=14)
-    wait_for(lambda: _state(db) == "publishing" and _published(db) > 0, 60, "publishing")
+    producer = subprocess.Popen(
+        [sys.executable, "-m", "producer"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    expected = drop(settings, tmp_path, 1_000_000, 1, seed=14)
+    wait_for(lambda: _state(db) == "publishing", 60, "publishing")
     os.killpg(producer.pid, signal.SIGKILL)
     producer.wait(timeout=10)
     assert any(p.is_file() for p in settings.paths.inbox.iterdir())  # not moved yet
-    producer = subprocess.Popen([sys.executable, "-m", "producer"], env=env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+    producer = subprocess.Popen(
+        [sys.executable, "-m", "producer"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         streaming_job(settings)
         wait_for(lambda: _state(db) == "committed", 240, "file committed after the restart")
@@ -133,13 +157,14 @@ def test_producer_killed_while_publishing(cluster_settings: Settings, db: Any, t
 
 
 def test_broker_kill9_loses_acked_records_and_nothing_is_lost(
-        cluster_settings: Settings, db: Any, tmp_path: Path, producer_thread: Any,
-        streaming_job: Any) -> None:
+    cluster_settings: Settings, db: Any, tmp_path: Path, producer_thread: Any, streaming_job: Any
+) -> None:
     broker = EmbeddedBroker(tmp_path / "broker", procs.free_port(), name="fault-broker")
     run = tmp_path / "run"
     broker.start(run)
-    settings = cluster_settings.replace(kafka=replace(cluster_settings.kafka,
-                                                      bootstrap=broker.bootstrap))
+    settings = cluster_settings.replace(
+        kafka=replace(cluster_settings.kafka, bootstrap=broker.bootstrap)
+    )
     ensure_topic(broker.bootstrap, settings.kafka.topic, 2)
     url = settings.database.url
     try:
@@ -160,8 +185,11 @@ def test_broker_kill9_loses_acked_records_and_nothing_is_lost(
 
 
 def _executors() -> list[int]:
-    return [p.pid for p in psutil.process_iter(["cmdline"])
-            if "CoarseGrainedExecutorBackend" in " ".join(p.info["cmdline"] or [])]
+    return [
+        p.pid
+        for p in psutil.process_iter(["cmdline"])
+        if "CoarseGrainedExecutorBackend" in " ".join(p.info["cmdline"] or [])
+    ]
 
 
 def _all_committed(db: Any) -> bool:
@@ -178,8 +206,3 @@ def _state(db: Any) -> str | None:
     db.execute("SELECT state FROM ingest_files LIMIT 1")
     row = db.fetchone()
     return None if row is None else str(row[0])
-
-
-def _published(db: Any) -> int:
-    db.execute("SELECT coalesce(max(rows_published), 0) FROM ingest_files")
-    return int(db.fetchone()[0])
