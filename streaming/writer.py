@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from streaming.counts import aggregates
-from tripstream import SQL_DIR
+from tripstream import SQL_DIR, records
 from tripstream.db import connect, retry
 
 logger = logging.getLogger(__name__)
@@ -34,16 +34,9 @@ logger = logging.getLogger(__name__)
 # before Spark records the batch in its checkpoint (a crash at the worst moment).
 CRASH_AFTER_COMMIT_ENV = "TRIPSTREAM_FAULT_CRASH_AFTER_COMMIT"
 
+# The staging table's columns: the chunk's seed and typed columns, then the row identity.
 TRIP_COLUMNS = (
-    "region",
-    "origin_coord",
-    "destination_coord",
-    "date_time",
-    "datasource",
-    "origin_lon",
-    "origin_lat",
-    "dest_lon",
-    "dest_lat",
+    *(c for c in records.COLUMNS if c not in ("line_no", "ts")),
     "file_id",
     "line_no",
     "batch_id",

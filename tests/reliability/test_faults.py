@@ -129,25 +129,23 @@ def test_producer_killed_while_publishing(
     )
     env = settings_env(settings)
     log = (tmp_path / "producer.log").open("ab")
-    producer = subprocess.Popen(
-        [sys.executable, "-m", "producer"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+
+    def start_producer() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "producer"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    producer = start_producer()
     expected = drop(settings, tmp_path, 1_000_000, 1, seed=14)
     wait_for(lambda: _state(db) == "publishing", 60, "publishing")
     os.killpg(producer.pid, signal.SIGKILL)
     producer.wait(timeout=10)
     assert any(p.is_file() for p in settings.paths.inbox.iterdir())  # not moved yet
-    producer = subprocess.Popen(
-        [sys.executable, "-m", "producer"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    producer = start_producer()
     try:
         streaming_job(settings)
         wait_for(lambda: _state(db) == "committed", 240, "file committed after the restart")
