@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TS     := $(BIN)/tripstream
+ROWS   ?= 2000000
+FILES  ?= 20
 
 .DEFAULT_GOAL := help
 .PHONY: help install run up down status test test-fast lint format bench bench-smoke clean \
@@ -47,8 +49,8 @@ format: $(STAMP) ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP) ## COPY ceiling vs full pipeline; results in bench/results/
-	$(TS) bench --rows $${ROWS:-2000000} --files $${FILES:-20}
+bench: $(STAMP) ## COPY ceiling vs full pipeline (ROWS=, FILES=); results in bench/results/
+	$(TS) bench --rows $(ROWS) --files $(FILES)
 
 bench-smoke: $(STAMP) ## a tiny benchmark run that checks the report
 	$(TS) bench --smoke

@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from pyspark.errors import StreamingQueryException
 from pyspark.sql import SparkSession
 
 from streaming.source import TripKafkaDataSource
@@ -95,26 +96,38 @@ def main() -> int:
     retry(lambda: apply_schema(settings.database.url), what="apply schema", attempts=10)
     session = build_session(settings)
     session.sparkContext.setLogLevel("WARN")
-    query = start_query(session, settings)
-    logger.info(
-        "streaming %s -> %s (checkpoint %s)",
-        settings.kafka.topic,
-        settings.database.url.rsplit("@", 1)[-1],
-        settings.streaming.checkpoint_dir,
-    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    while query.isActive and not stop.is_set():
-        query.awaitTermination(1)
-    if query.isActive:
-        logger.info("stopping the query (state is in the checkpoint)")
-        query.stop()
-    error = query.exception()
+    delay = 2.0
+    while not stop.is_set():
+        query = start_query(session, settings)
+        logger.info(
+            "streaming %s -> %s (checkpoint %s)",
+            settings.kafka.topic,
+            settings.database.url.rsplit("@", 1)[-1],
+            settings.streaming.checkpoint_dir,
+        )
+        while query.isActive and not stop.is_set():
+            try:
+                query.awaitTermination(1)
+            except StreamingQueryException:
+                break  # handled below: the failure is logged and the query restarted
+        if query.isActive:
+            logger.info("stopping the query (state is in the checkpoint)")
+            query.stop()
+            break
+        # The query failed (e.g. a broker outage outlasted Spark's task retries). Writes are
+        # idempotent, so restarting from the checkpoint is safe: replayed batches are no-ops.
+        logger.error(
+            "the streaming query failed: %s; restarting from the checkpoint in %.0fs",
+            str(query.exception()).splitlines()[0],
+            delay,
+        )
+        if stop.wait(delay):
+            break
+        delay = min(delay * 2, 60.0)
     session.stop()
-    if error is not None:
-        logger.error("the streaming query failed: %s", error)
-        return 1
     return 0
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import pyarrow as pa
 from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
 from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
 from pyspark.sql.streaming.datasource import (
     ReadAllAvailable,
@@ -34,7 +35,9 @@ from pyspark.sql.streaming.datasource import (
 from tripstream.records import SPARK_SCHEMA, decode
 
 logger = logging.getLogger(__name__)
-READ_STALL_S = 60.0
+# A busy broker may answer slowly; only this long without records fails the task.
+READ_STALL_S = 120.0
+GONE_CHECK_S = 10.0
 Offsets = dict[str, int]
 
 
@@ -196,9 +199,13 @@ def read_range(bootstrap: list[str], topic: str, rng: OffsetRange) -> Iterator[p
                     )
             if records:
                 last_progress = time.monotonic()
-            elif time.monotonic() - last_progress > READ_STALL_S / 6:
-                end = consumer.end_offsets([tp])[tp]
-                if end <= position:
+            elif time.monotonic() - last_progress > GONE_CHECK_S:
+                try:  # were the records lost by the broker (end offset below us)?
+                    end: int | None = consumer.end_offsets([tp])[tp]
+                except KafkaError as e:  # slow broker: keep waiting, up to READ_STALL_S
+                    logger.warning("partition %s: end offset unavailable (%s)", rng.partition, e)
+                    end = None
+                if end is not None and end <= position:
                     logger.warning(
                         "partition %s: records %s..%s are gone from the broker; "
                         "skipped (the producer re-publishes them)",
