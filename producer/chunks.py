@@ -16,13 +16,11 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from producer.reader import MAX_LINE_BYTES, Line, split_fields
-from producer.validate import HEADER, parse_row
+from producer.validate import CONTROL_RE, HEADER, POINT_RE, parse_row
 from tripstream.errors import RowError
 from tripstream.records import ARROW_TYPES, COLUMNS, Row
 
-_NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
-_POINT_RE = rf"(?i)^\s*POINT\s*\(\s*(?P<lon>{_NUM})\s+(?P<lat>{_NUM})\s*\)\s*$"
-_CONTROL_RE = r"[\x00-\x1f\x7f]"
+_POINT_RE = "(?i)" + POINT_RE  # RE2 spelling of re.IGNORECASE
 _TS_FORMAT = "%Y-%m-%d %H:%M:%S"
 _MIN_TS, _MAX_TS = -2208988800, 4133980799  # 1900-01-01 .. 2100-12-31 23:59:59 UTC
 
@@ -43,7 +41,7 @@ def _label_ok(col: pa.Array, max_len: int) -> pa.Array:
             pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(col)), 0),
             pc.less_equal(length, max_len),
         ),
-        pc.invert(pc.match_substring_regex(col, _CONTROL_RE)),
+        pc.invert(pc.match_substring_regex(col, CONTROL_RE)),
     )
 
 

@@ -20,9 +20,12 @@ from tripstream.records import Row
 
 HEADER = ("region", "origin_coord", "destination_coord", "datetime", "datasource")
 
-_NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
-_POINT = re.compile(rf"^\s*POINT\s*\(\s*({_NUM})\s+({_NUM})\s*\)\s*$", re.IGNORECASE)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# The rules as regex text, shared with the vectorised fast path (producer/chunks.py).
+NUMBER_RE = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+POINT_RE = rf"^\s*POINT\s*\(\s*(?P<lon>{NUMBER_RE})\s+(?P<lat>{NUMBER_RE})\s*\)\s*$"
+CONTROL_RE = r"[\x00-\x1f\x7f]"
+_POINT = re.compile(POINT_RE, re.IGNORECASE)
+_CONTROL = re.compile(CONTROL_RE)
 
 
 def parse_point(text: str, *, file: str, line: int, column: str) -> tuple[float, float]:
@@ -34,7 +37,7 @@ def parse_point(text: str, *, file: str, line: int, column: str) -> tuple[float,
             f"{column} {text[:60]!r} is not a WKT point",
             "the form POINT (lon lat), e.g. POINT (14.43 50.04)",
         )
-    lon, lat = float(match.group(1)), float(match.group(2))
+    lon, lat = float(match.group("lon")), float(match.group("lat"))
     if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):
         raise RowError(
             file,

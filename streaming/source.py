@@ -162,7 +162,6 @@ class TripKafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow)
         return dict(ends)
 
     def partitions(self, start: Offsets, end: Offsets) -> Sequence[InputPartition]:
-        start = {p: min(start.get(p, 0), e) for p, e in end.items()}
         return split_ranges(start, end, self.min_partitions)
 
     def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:

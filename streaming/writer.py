@@ -10,6 +10,7 @@ ledger row are written; (6) pg_notify announces the batch. All or nothing.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -50,6 +51,7 @@ COUNT_COLUMNS = {
 }
 
 
+@functools.cache
 def _sql(name: str) -> str:
     return (SQL_DIR / "writer" / f"{name}.sql").read_text(encoding="utf-8")
 

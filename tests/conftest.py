@@ -19,7 +19,7 @@ import pytest
 
 from tripstream import SQL_DIR
 from tripstream.db import apply_schema
-from tripstream.settings import Settings, load_settings
+from tripstream.settings import Settings, load_settings, settings_to_env
 from tripstream.stack import procs
 from tripstream.stack.broker import EmbeddedBroker, ensure_topic
 from tripstream.stack.postgres import EmbeddedPostgres
@@ -123,35 +123,12 @@ def make_settings(
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The same settings as environment variables, for subprocesses."""
-    env = dict(os.environ)
-    env.update(
-        {
-            "TRIPSTREAM_DATABASE_URL": settings.database.url,
-            "TRIPSTREAM_KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
-            "TRIPSTREAM_KAFKA_TOPIC": settings.kafka.topic,
-            "TRIPSTREAM_SPARK_MASTER": settings.spark.master,
-            "TRIPSTREAM_PATHS_STATE_DIR": str(settings.paths.state_dir),
-            "TRIPSTREAM_PATHS_INBOX": str(settings.paths.inbox),
-            "TRIPSTREAM_PATHS_DONE": str(settings.paths.done),
-            "TRIPSTREAM_PATHS_REJECTED": str(settings.paths.rejected),
-            "TRIPSTREAM_STREAMING_CHECKPOINT_DIR": str(settings.streaming.checkpoint_dir),
-            "TRIPSTREAM_PRODUCER_SETTLE_SECONDS": str(settings.producer.settle_seconds),
-            "TRIPSTREAM_PRODUCER_SCAN_INTERVAL_SECONDS": str(
-                settings.producer.scan_interval_seconds
-            ),
-            "TRIPSTREAM_PRODUCER_RECONCILE_AFTER_SECONDS": str(
-                settings.producer.reconcile_after_seconds
-            ),
-            "TRIPSTREAM_PRODUCER_CHUNK_ROWS": str(settings.producer.chunk_rows),
-            "TRIPSTREAM_STREAMING_TRIGGER_SECONDS": str(settings.streaming.trigger_seconds),
-            "TRIPSTREAM_STREAMING_MAX_RECORDS_PER_TRIGGER": str(
-                settings.streaming.max_records_per_trigger
-            ),
-            "SPARK_LOCAL_IP": "127.0.0.1",
-            "PYSPARK_PYTHON": sys.executable,
-        }
-    )
-    return env
+    return {
+        **os.environ,
+        **settings_to_env(settings),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "PYSPARK_PYTHON": sys.executable,
+    }
 
 
 @pytest.fixture
@@ -274,6 +251,14 @@ class JobProcess:
 
     def text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def wait_started(self) -> None:
+        """Until the driver has registered and started its query."""
+        wait_for(
+            lambda: "streaming " in self.text() and "-> " in self.text(),
+            120,
+            "streaming job started",
+        )
 
     def wait_exit(self, timeout: float = 60) -> int:
         return int(self.proc.wait(timeout=timeout))

@@ -151,6 +151,19 @@ def _section(cls: Any, name: str, raw: Mapping[str, Any], env: Mapping[str, str]
     return cls(**values)
 
 
+def settings_to_env(settings: Settings) -> dict[str, str]:
+    """Every setting as TRIPSTREAM_<SECTION>_<KEY>: what a child process needs to load the
+    same settings (the inverse of load_settings)."""
+    env: dict[str, str] = {}
+    for section in dataclasses.fields(settings):
+        values = getattr(settings, section.name)
+        for f in dataclasses.fields(values):
+            env[f"{ENV_PREFIX}{section.name.upper()}_{f.name.upper()}"] = str(
+                getattr(values, f.name)
+            )
+    return env
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read config/defaults.toml (or $TRIPSTREAM_CONFIG) and apply environment overrides."""
     env = os.environ if env is None else env

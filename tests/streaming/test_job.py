@@ -21,7 +21,7 @@ def test_sample_file_lands_once_with_exact_counts(
 ) -> None:
     job = streaming_job()
     producer_thread(cluster_settings)
-    wait_for(lambda: "streaming" in job.text() and "-> " in job.text(), 120, "job started")
+    job.wait_started()
     dropped = time.monotonic()
     shutil.copy(sample_csv, cluster_settings.paths.inbox / "trips.csv")
     wait_for(lambda: committed_rows(db) == 100, 60, "100 rows committed")

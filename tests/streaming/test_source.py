@@ -27,6 +27,7 @@ def test_split_ranges_cover_exactly_and_spread() -> None:
 
 def test_split_ranges_empty_when_nothing_new() -> None:
     assert split_ranges({"0": 3}, {"0": 3}, 2) == []
+    assert split_ranges({"0": 9}, {"0": 3}, 2) == []  # broker end fell below our position
 
 
 def test_cap_offsets_shares_the_budget() -> None:

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import wait_for
 from tripstream.bench import run_bench
 from tripstream.settings import Settings
 
@@ -21,7 +20,7 @@ def test_bench_smoke_produces_an_exact_report(
 ) -> None:
     job = streaming_job()
     producer_thread(cluster_settings)
-    wait_for(lambda: "-> " in job.text(), 120, "streaming job started")
+    job.wait_started()
     args = argparse.Namespace(smoke=True, rows=0, files=0, out=str(tmp_path / "results"))
     assert run_bench(cluster_settings, args, start_stack=False) == 0
     reports = list((tmp_path / "results").glob("*.json"))

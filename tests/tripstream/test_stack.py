@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tripstream.errors import SetupError
-from tripstream.settings import load_settings
+from tripstream.settings import load_settings, settings_to_env
 from tripstream.stack import procs
 from tripstream.stack.spark import java_env
 
@@ -28,6 +28,11 @@ def test_environment_overrides_every_section() -> None:
     assert settings.kafka.port == 9092 and settings.spark.port == 7078
     assert settings.producer.chunk_rows == 123 and settings.database.embedded is False
     assert settings.paths.inbox.is_absolute()
+
+
+def test_settings_round_trip_through_the_environment() -> None:
+    settings = load_settings({"TRIPSTREAM_KAFKA_TOPIC": "t9", "TRIPSTREAM_SPARK_EMBEDDED": "0"})
+    assert load_settings(settings_to_env(settings)) == settings
 
 
 def test_bad_setting_value_is_named() -> None:

@@ -21,16 +21,7 @@ pytestmark = pytest.mark.integration
 def test_follow_receives_a_file_dropped_after_it_started(
     settings: Settings, db: Any, sample_csv: Path, producer_thread: Any
 ) -> None:
-    seen: list[str] = []
-    args = argparse.Namespace(limit=20, format="table")
-    listener = threading.Thread(
-        target=follow,
-        args=(settings, args),
-        kwargs={"max_events": 6, "emit": seen.append},
-        daemon=True,
-    )
-    listener.start()
-    wait_for(lambda: _listening(db), 10, "LISTEN registered")
+    seen, listener = start_follow(settings, db, max_events=6)
     producer_thread(settings)
     shutil.copy(sample_csv, settings.paths.inbox / "dropped later.csv")
     wait_for(lambda: any(": published" in s for s in seen), 30, "published notification")
@@ -40,16 +31,7 @@ def test_follow_receives_a_file_dropped_after_it_started(
 
 
 def test_follow_reconnects_and_catches_up(settings: Settings, db: Any, sample_csv: Path) -> None:
-    seen: list[str] = []
-    args = argparse.Namespace(limit=20, format="table")
-    listener = threading.Thread(
-        target=follow,
-        args=(settings, args),
-        kwargs={"max_events": 1, "emit": seen.append},
-        daemon=True,
-    )
-    listener.start()
-    wait_for(lambda: _listening(db), 10, "LISTEN registered")
+    seen, listener = start_follow(settings, db, max_events=1)
     db.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
         "WHERE application_name = 'tripstream-status-follow'"
@@ -79,6 +61,22 @@ def test_status_snapshot_shows_files_and_totals(
     assert "trips.csv  committed" in out
     assert main(["status", "--format", "json"]) == 0
     assert '"rows_committed": 100' in capsys.readouterr().out
+
+
+def start_follow(
+    settings: Settings, db: Any, max_events: int
+) -> tuple[list[str], threading.Thread]:
+    """`status --follow` in a thread, collecting what it prints; returns once it LISTENs."""
+    seen: list[str] = []
+    listener = threading.Thread(
+        target=follow,
+        args=(settings, argparse.Namespace(limit=20, format="table")),
+        kwargs={"max_events": max_events, "emit": seen.append},
+        daemon=True,
+    )
+    listener.start()
+    wait_for(lambda: _listening(db), 10, "LISTEN registered")
+    return seen, listener
 
 
 def _listening(db: Any) -> bool:

@@ -65,21 +65,22 @@ class LocalStack:
 
     def up(self) -> bool:
         """Start everything; False (and nothing started) if it is already up."""
-        if any(name in self.running() for name in JOBS):
+        running = self.running()
+        if any(name in running for name in JOBS):
             return False
         s = self.settings
         self.state.mkdir(parents=True, exist_ok=True)
         self.state.chmod(0o755)
         env = spark_env(self.state)  # fails early, with advice, if Java is missing
-        if s.database.embedded and "postgres" not in self.running():
+        if s.database.embedded and "postgres" not in running:
             procs.require_free(s.database.port, "PostgreSQL", "TRIPSTREAM_DATABASE_URL")
             self.postgres().start()
         retry(lambda: apply_schema(s.database.url), what="apply schema", attempts=10)
-        if s.kafka.embedded and "broker" not in self.running():
+        if s.kafka.embedded and "broker" not in running:
             procs.require_free(s.kafka.port, "the Kafka broker", "TRIPSTREAM_KAFKA_BOOTSTRAP")
             self.broker().start(self.run_dir)
         ensure_topic(s.kafka.bootstrap, s.kafka.topic, s.kafka.partitions)
-        if s.spark.embedded and "spark-master" not in self.running():
+        if s.spark.embedded and "spark-master" not in running:
             procs.require_free(s.spark.port, "the Spark master", "TRIPSTREAM_SPARK_MASTER")
             procs.require_free(
                 s.spark.master_ui_port, "the Spark master UI", "TRIPSTREAM_SPARK_MASTER_UI_PORT"
