@@ -9,12 +9,12 @@ SELECT datasource, DATE '1970-01-01' + day, trips FROM tmp_datasource_day
 ON CONFLICT (datasource, day) DO UPDATE SET trips = datasource_day_counts.trips + EXCLUDED.trips;
 
 INSERT INTO similar_trip_counts (origin_cx, origin_cy, dest_cx, dest_cy, hour_of_day, trips)
-SELECT ocx, ocy, dcx, dcy, hour_of_day, trips FROM tmp_similar
+SELECT ocx, ocy, dcx, dcy, hour_of_day, trips FROM tmp_similar ORDER BY 1, 2, 3, 4, 5
 ON CONFLICT (origin_cx, origin_cy, dest_cx, dest_cy, hour_of_day)
 DO UPDATE SET trips = similar_trip_counts.trips + EXCLUDED.trips;
 
 INSERT INTO area_week_counts (cx, cy, week_start, trips)
-SELECT fcx, fcy, DATE '1970-01-01' + week_start, trips FROM tmp_area_week
+SELECT fcx, fcy, DATE '1970-01-01' + week_start, trips FROM tmp_area_week ORDER BY 1, 2, 3
 ON CONFLICT (cx, cy, week_start) DO UPDATE SET trips = area_week_counts.trips + EXCLUDED.trips;
 
 INSERT INTO region_datasource_counts (region, datasource, trips, latest_at)
