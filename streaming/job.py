@@ -22,6 +22,7 @@ from pyspark.errors import StreamingQueryException
 from pyspark.sql import SparkSession
 
 from streaming.source import TripKafkaDataSource
+from streaming.trim import BrokerTrimmer
 from streaming.writer import BatchWriter
 from tripstream.db import apply_schema, retry
 from tripstream.settings import Settings, load_settings
@@ -60,7 +61,12 @@ def start_query(
 ) -> Any:
     """Start the streaming query; returns the StreamingQuery."""
     checkpoint = checkpoint or settings.streaming.checkpoint_dir
-    writer = writer or BatchWriter(settings.database.url, str(checkpoint))
+    trimmer = (
+        BrokerTrimmer(settings.kafka.bootstrap, settings.kafka.topic)
+        if settings.kafka.trim_committed
+        else None
+    )
+    writer = writer or BatchWriter(settings.database.url, str(checkpoint), trimmer)
     s = settings.streaming
     if s.source_format == "kafka":  # the JVM connector, when its jar is on the classpath
         raise NotImplementedError(

@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from streaming.counts import aggregates
+from streaming.trim import BrokerTrimmer
 from tripstream import SQL_DIR, records
 from tripstream.db import connect, retry
 
@@ -97,8 +98,10 @@ def choose_records(table: pa.Table) -> dict[tuple[int, int], tuple[int, int]]:
 class BatchWriter:
     """The callable handed to foreachBatch; keeps one connection and reconnects as needed."""
 
-    def __init__(self, database_url: str, checkpoint: str) -> None:
-        self.url, self.checkpoint = database_url, checkpoint
+    def __init__(
+        self, database_url: str, checkpoint: str, trimmer: BrokerTrimmer | None = None
+    ) -> None:
+        self.url, self.checkpoint, self.trimmer = database_url, checkpoint, trimmer
         self._conn: psycopg2.extensions.connection | None = None
 
     def __call__(self, batch_df: Any, batch_id: int) -> None:
@@ -115,6 +118,8 @@ class BatchWriter:
         if os.environ.get(CRASH_AFTER_COMMIT_ENV) == str(batch_id):
             logger.warning("fault injection: killing the driver after commit of batch %s", batch_id)
             os.kill(os.getpid(), signal.SIGKILL)
+        if self.trimmer is not None:
+            self.trimmer.trim_before(result["start"])
         logger.info(
             "batch %s: %s rows in, %s new, %s ms%s",
             batch_id,
@@ -155,7 +160,7 @@ class BatchWriter:
         )
         previous = cur.fetchone()
         if previous is not None and previous[0] == offsets:
-            return {"rows_new": 0, "replay": True}
+            return {"rows_new": 0, "replay": True, "start": offsets["start"]}
         chosen = choose_records(table)
         claimed = psycopg2.extras.execute_values(
             cur,
@@ -211,8 +216,10 @@ class BatchWriter:
             "files": files[:20],
         }
         cur.execute("SELECT pg_notify('tripstream_status', %s)", (json.dumps(note),))
-        return {"rows_new": rows.num_rows, "replay": False}
+        return {"rows_new": rows.num_rows, "replay": False, "start": offsets["start"]}
 
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
+        if self.trimmer is not None:
+            self.trimmer.close()

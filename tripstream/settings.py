@@ -56,6 +56,7 @@ class KafkaSettings:
     topic: str = "trips"
     partitions: int = 4
     embedded: bool = True
+    trim_committed: bool = True
 
     @property
     def port(self) -> int:
@@ -95,6 +96,7 @@ class ProducerSettings:
     max_field_length: int = 100
     compression: str = "zstd"
     linger_ms: int = 20
+    max_backlog_records: int = 200
 
 
 @dataclass(frozen=True)
