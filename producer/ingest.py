@@ -21,6 +21,7 @@ from tripstream.settings import Settings
 
 logger = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 5.0
+BACKLOG_WAIT_S = 0.5  # while held back, how often to look at the backlog again
 
 
 def unique_target(folder: Path, name: str, tag: str) -> Path:
@@ -36,6 +37,7 @@ class Ingester:
         self.settings, self.ledger, self.publisher = settings, ledger, publisher
         self.paths = settings.paths
         self._consumer: KafkaConsumer | None = None
+        self._backlog_estimate: int | None = None
 
     def ingest(self, path: Path) -> str:
         """Ingest one ready file; returns the outcome. TransientError leaves it in the inbox."""
@@ -77,6 +79,7 @@ class Ingester:
                     first, block, name=path.name, max_len=self.settings.producer.max_field_length
                 )
                 if chunk.rows:
+                    self.wait_for_room()
                     self.publisher.send(file_id, first, chunk.rows, chunk.payload)
                     chunks += 1
                 valid += chunk.rows
@@ -155,6 +158,40 @@ class Ingester:
             ) from e
         return target
 
+    # -- backpressure: never run more than max_backlog_records ahead of the stream ---------
+    def backlog(self) -> int:
+        """Records on the broker that no committed micro-batch has consumed yet."""
+        stream_end = self.ledger.stream_end_offsets()
+        ends, begins = self._broker_offsets()
+        return sum(
+            max(0, end - max(stream_end.get(p, 0), begins.get(p, 0))) for p, end in ends.items()
+        )
+
+    def wait_for_room(self) -> None:
+        """Called before each record is sent. Asks the broker and Postgres only when the
+        backlog seen last, plus the records sent since, may have reached the limit."""
+        limit = self.settings.producer.max_backlog_records
+        if limit <= 0:
+            return
+        if self._backlog_estimate is not None and self._backlog_estimate < limit:
+            self._backlog_estimate += 1
+            return
+        waited_since: float | None = None
+        while (backlog := self.backlog()) >= limit:
+            if waited_since is None:
+                waited_since = time.monotonic()
+                logger.info(
+                    "backlog %s records >= %s: waiting for the stream to catch up", backlog, limit
+                )
+            time.sleep(BACKLOG_WAIT_S)
+        if waited_since is not None:
+            logger.info(
+                "backlog %s records: publishing again after %.1f s",
+                backlog,
+                time.monotonic() - waited_since,
+            )
+        self._backlog_estimate = backlog + 1
+
     # -- reconciliation: chunks the broker acknowledged but Postgres never saw ------------
     def reconcile(self) -> int:
         """Re-publish missing chunks of stale files whose records the stream passed or the
@@ -163,7 +200,7 @@ class Ingester:
         if not stale:
             return 0
         stream_end = self.ledger.stream_end_offsets()
-        broker_end = self._broker_end_offsets()
+        broker_end, _ = self._broker_offsets()
         sent = 0
         for file_id, stored, chunk_rows, last in stale:
             lost = any(
@@ -191,7 +228,8 @@ class Ingester:
         logger.warning("%s: re-published %s chunks that never reached Postgres", path.name, sent)
         return sent
 
-    def _broker_end_offsets(self) -> dict[int, int]:
+    def _broker_offsets(self) -> tuple[dict[int, int], dict[int, int]]:
+        """(end offsets, beginning offsets) per partition of the topic."""
         kafka = self.settings.kafka
         try:
             if self._consumer is None:
@@ -199,10 +237,15 @@ class Ingester:
                     bootstrap_servers=kafka.bootstrap.split(","), enable_auto_commit=False
                 )
             parts = self._consumer.partitions_for_topic(kafka.topic) or set()
-            ends = self._consumer.end_offsets([TopicPartition(kafka.topic, p) for p in parts])
+            tps = [TopicPartition(kafka.topic, p) for p in parts]
+            ends = self._consumer.end_offsets(tps)
+            begins = self._consumer.beginning_offsets(tps)
         except KafkaError as e:
-            raise TransientError(f"cannot read end offsets: {e}") from e
-        return {tp.partition: int(off) for tp, off in ends.items()}
+            raise TransientError(f"cannot read broker offsets: {e}") from e
+        return (
+            {tp.partition: int(off) for tp, off in ends.items()},
+            {tp.partition: int(off) for tp, off in begins.items()},
+        )
 
     def close(self) -> None:
         if self._consumer is not None:
