@@ -70,7 +70,13 @@ class MemoryWatch(threading.Thread):
     def __init__(self, run_dir: Path) -> None:
         super().__init__(daemon=True)
         self.run_dir, self.peak_mb = run_dir, {}  # type: ignore[var-annotated]
+        self.cpu_first: dict[str, float] = {}
+        self.cpu_last: dict[str, float] = {}
         self.done = threading.Event()
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU (user + system) each process used while watched."""
+        return {n: round(self.cpu_last[n] - self.cpu_first[n], 1) for n in self.cpu_last}
 
     def _sample(self) -> None:
         for pid_file in self.run_dir.glob("*.pid"):
@@ -90,6 +96,10 @@ class MemoryWatch(threading.Thread):
                         continue
                     rss = p.memory_info().rss / 2**20
                     self.peak_mb[name] = round(max(self.peak_mb.get(name, 0), rss))
+                    cpu = p.cpu_times()
+                    total = cpu.user + cpu.system + cpu.children_user + cpu.children_system
+                    self.cpu_first.setdefault(name, total)
+                    self.cpu_last[name] = total
                 except psutil.Error:
                     continue
 
@@ -122,6 +132,26 @@ def _committed_at(url: str, name: str) -> dt.datetime | None:
         conn.close()
 
 
+def _drop(path: Path, inbox: Path) -> None:
+    """Put a file into the inbox atomically; a hard link where possible (100M rows of CSV
+    are 12 GB: not worth a second copy on the same disk)."""
+    part = inbox / f".{path.name}.part"
+    try:
+        part.hardlink_to(path)
+    except OSError:
+        shutil.copy(path, part)
+    part.rename(inbox / path.name)
+
+
+def milestones(rows: int) -> list[int]:
+    """Sizes at which the queries are timed during the run: 1M, 3M, 10M, 30M, ..."""
+    out, base = [], 1_000_000
+    while base < rows:
+        out += [m for m in (base, 3 * base) if m < rows]
+        base *= 10
+    return out
+
+
 def pipeline(
     settings: Settings, files: list[Path], expected: int, probes: int, work: Path, timeout: float
 ) -> dict[str, Any]:
@@ -129,8 +159,7 @@ def pipeline(
     base = _committed(url)
     started = time.monotonic()
     for path in files:  # rename into the inbox: complete files appear atomically
-        shutil.copy(path, inbox / f".{path.name}.part")
-        (inbox / f".{path.name}.part").rename(inbox / path.name)
+        _drop(path, inbox)
     timeline: list[tuple[float, int]] = []
     latencies: list[float] = []
     probe_files = (
@@ -147,15 +176,23 @@ def pipeline(
     pending: dict[str, dt.datetime] = {}
     deadline = started + timeout
     done = 0
+    growth: list[dict[str, Any]] = []
+    sizes = milestones(expected)
     while time.monotonic() < deadline:
         done = _committed(url) - base
         now = time.monotonic()
         timeline.append((round(now - started, 1), done))
-        if probe_files and done > 0 and len(timeline) % 3 == 0:
+        # probes spread over the load: probe k once k/(probes+1) of the bulk is committed
+        n_dropped = probes - len(probe_files)
+        if probe_files and done > 0 and done >= expected * n_dropped / (probes + 1):
             probe = probe_files.pop(0)
             pending[probe.name] = dt.datetime.now(dt.UTC)
-            shutil.copy(probe, inbox / f".{probe.name}.part")
-            (inbox / f".{probe.name}.part").rename(inbox / probe.name)
+            _drop(probe, inbox)
+        if sizes and done >= sizes[0]:
+            sizes.pop(0)
+            growth.append({"rows": done, "t": round(now - started, 1)})
+            growth[-1]["queries_ms"] = query_latencies(settings)
+            logger.info("at %s rows: queries %s", done, growth[-1]["queries_ms"])
         for name, dropped in list(pending.items()):
             at = _committed_at(url, name)
             if at is not None:
@@ -179,6 +216,7 @@ def pipeline(
         "peak_rows_per_s": max(steady, default=0),
         "complete": done >= expected,
         "timeline": timeline,
+        "growth": growth,
         "latency_s": {
             "samples": [round(x, 2) for x in latencies],
             "p50": _pct(latencies, 50),
@@ -248,8 +286,22 @@ def write_report(result: dict[str, Any], out_dir: Path) -> Path:
     ]
     lines += ["| query | median ms |", "| --- | --- |"]
     lines += [f"| {q} | {ms} |" for q, ms in result["queries_ms"].items()]
-    lines += ["", "| process | peak RSS MB |", "| --- | --- |"]
-    lines += [f"| {n} | {mb} |" for n, mb in sorted(result["peak_rss_mb"].items())]
+    growth = p.get("growth", [])
+    if growth:
+        names = list(growth[0]["queries_ms"])
+        lines += ["", "| rows committed | s | " + " | ".join(names) + " |"]
+        lines += ["| --- " * (len(names) + 2) + "|"]
+        lines += [
+            f"| {g['rows']:,} | {g['t']} | "
+            + " | ".join(str(g["queries_ms"][n]) for n in names)
+            + " |"
+            for g in growth
+        ]
+    cpu = result.get("cpu_s", {})
+    lines += ["", "| process | peak RSS MB | CPU s |", "| --- | --- | --- |"]
+    lines += [
+        f"| {n} | {mb} | {cpu.get(n, '')} |" for n, mb in sorted(result["peak_rss_mb"].items())
+    ]
     lines += [
         "",
         "exactness (differences must be 0): " + json.dumps(result["exactness"]),
@@ -262,6 +314,20 @@ def write_report(result: dict[str, Any], out_dir: Path) -> Path:
     return summary
 
 
+def rate_over_time(
+    timeline: list[tuple[float, int]], window: float = 60.0
+) -> list[tuple[int, int]]:
+    """(rows committed, rows/s over the preceding window) along the run."""
+    out, j = [], 0
+    for t, n in timeline:
+        while timeline[j][0] < t - window:
+            j += 1
+        t0, n0 = timeline[j]
+        if t - t0 >= window / 2:
+            out.append((n, round((n - n0) / (t - t0))))
+    return out
+
+
 def _plot(result: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -269,9 +335,12 @@ def _plot(result: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     timeline = result["pipeline"]["timeline"]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (a, r, b) = plt.subplots(1, 3, figsize=(15, 4))
     a.plot([t for t, _ in timeline], [n for _, n in timeline])
     a.set(title="rows committed", xlabel="seconds since drop", ylabel="rows")
+    rates = rate_over_time(timeline)
+    r.plot([n for n, _ in rates], [x for _, x in rates])
+    r.set(title="ingest rate (60 s window)", xlabel="rows committed", ylabel="rows/s")
     b.hist(result["pipeline"]["latency_s"]["samples"] or [0], bins=10)
     b.set(title="small-file latency (drop -> committed)", xlabel="seconds")
     fig.tight_layout()
@@ -300,10 +369,11 @@ def run_bench(settings: Settings, args: argparse.Namespace, *, start_stack: bool
     watch = MemoryWatch(stack.run_dir)
     watch.start()
     result["pipeline"] = pipeline(
-        settings, data, rows, probes, work, timeout=max(120.0, rows / 20_000)
+        settings, data, rows, probes, work, timeout=max(120.0, rows / 10_000)
     )
     watch.done.set()
     result["peak_rss_mb"] = watch.peak_mb
+    result["cpu_s"] = watch.cpu_seconds()
     result["ratio"] = result["pipeline"]["rows_per_s"] / max(result["ceiling"]["rows_per_s"], 1)
     result["queries_ms"] = query_latencies(settings)
     result["exactness"] = exactness(settings)
