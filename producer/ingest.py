@@ -17,6 +17,7 @@ from producer.ledger import Ledger
 from producer.publisher import Publisher
 from producer.reader import file_digest, file_id_of, line_blocks
 from tripstream.errors import FileRejectedError, RowError, TransientError
+from tripstream.offsets import holds, probe_consumer
 from tripstream.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class Ingester:
         self.settings, self.ledger, self.publisher = settings, ledger, publisher
         self.paths = settings.paths
         self._consumer: KafkaConsumer | None = None
+        self._probe: KafkaConsumer | None = None
         self._backlog_estimate: int | None = None
 
     def ingest(self, path: Path) -> str:
@@ -204,7 +206,8 @@ class Ingester:
         sent = 0
         for file_id, stored, chunk_rows, last in stale:
             lost = any(
-                stream_end.get(int(p), -1) > off or broker_end.get(int(p), 0) <= off
+                stream_end.get(int(p), -1) > off
+                or (broker_end.get(int(p), 0) <= off and not self._holds(int(p), off))
                 for p, off in last.items()
             )
             if lost:
@@ -228,6 +231,16 @@ class Ingester:
         logger.warning("%s: re-published %s chunks that never reached Postgres", path.name, sent)
         return sent
 
+    def _holds(self, partition: int, offset: int) -> bool:
+        """Whether the broker still has our record (Tansu under-reports end offsets, so a
+        low end offset alone does not prove the record is gone)."""
+        if self._probe is None:
+            self._probe = probe_consumer(self.settings.kafka.bootstrap.split(","))
+        try:
+            return holds(self._probe, TopicPartition(self.settings.kafka.topic, partition), offset)
+        except KafkaError as e:
+            raise TransientError(f"cannot probe the broker: {e}") from e
+
     def _broker_offsets(self) -> tuple[dict[int, int], dict[int, int]]:
         """(end offsets, beginning offsets) per partition of the topic."""
         kafka = self.settings.kafka
@@ -248,8 +261,9 @@ class Ingester:
         )
 
     def close(self) -> None:
-        if self._consumer is not None:
-            self._consumer.close()
+        for consumer in (self._consumer, self._probe):
+            if consumer is not None:
+                consumer.close()
 
 
 class _QuarantineFile:
