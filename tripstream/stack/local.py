@@ -13,7 +13,7 @@ from tripstream.db import apply_schema, retry
 from tripstream.errors import SetupError
 from tripstream.settings import Settings
 from tripstream.stack import procs
-from tripstream.stack.broker import EmbeddedBroker, ensure_topic
+from tripstream.stack.broker import EmbeddedBroker, TansuBroker, ensure_topic
 from tripstream.stack.postgres import EmbeddedPostgres
 from tripstream.stack.spark import SparkCluster, spark_env
 
@@ -37,8 +37,16 @@ class LocalStack:
         db = self.settings.database
         return EmbeddedPostgres(self.state / "postgres", db.port, db.user, db.dbname)
 
-    def broker(self) -> EmbeddedBroker:
-        return EmbeddedBroker(self.state / "broker", self.settings.kafka.port)
+    def broker(self) -> EmbeddedBroker | TansuBroker:
+        kind, port = self.settings.kafka.embedded_broker, self.settings.kafka.port
+        if kind == "tansu":
+            return TansuBroker(port)
+        if kind == "noida-db":
+            return EmbeddedBroker(self.state / "broker", port)
+        raise SetupError(
+            f"unknown kafka.embedded_broker {kind!r}. Try: TRIPSTREAM_KAFKA_EMBEDDED_BROKER="
+            "noida-db (default) or tansu."
+        )
 
     def spark(self) -> SparkCluster:
         s = self.settings.spark
