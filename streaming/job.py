@@ -21,10 +21,12 @@ from typing import Any
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import SparkSession
 
+from streaming.connector import connector_stream
 from streaming.source import TripKafkaDataSource
 from streaming.trim import BrokerTrimmer
 from streaming.writer import BatchWriter
 from tripstream.db import apply_schema, retry
+from tripstream.errors import SetupError
 from tripstream.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -69,17 +71,21 @@ def start_query(
     writer = writer or BatchWriter(settings.database.url, str(checkpoint), trimmer)
     s = settings.streaming
     if s.source_format == "kafka":  # the JVM connector, when its jar is on the classpath
-        raise NotImplementedError(
-            "format('kafka') needs the spark-sql-kafka jar; use source_format = 'tripkafka'"
+        stream = connector_stream(session, settings)
+    elif s.source_format == "tripkafka":
+        stream = (
+            session.readStream.format("tripkafka")
+            .option("bootstrap", settings.kafka.bootstrap)
+            .option("topic", settings.kafka.topic)
+            .option("maxRecordsPerTrigger", str(s.max_records_per_trigger))
+            .option("minPartitions", str(s.min_partitions))
+            .load()
         )
-    stream = (
-        session.readStream.format(s.source_format)
-        .option("bootstrap", settings.kafka.bootstrap)
-        .option("topic", settings.kafka.topic)
-        .option("maxRecordsPerTrigger", str(s.max_records_per_trigger))
-        .option("minPartitions", str(s.min_partitions))
-        .load()
-    )
+    else:
+        raise SetupError(
+            f"unknown streaming.source_format {s.source_format!r}. Try: tripkafka (the "
+            "Python source, default) or kafka (needs the spark-sql-kafka connector jar)."
+        )
     query = (
         stream.writeStream.foreachBatch(writer)
         .option("checkpointLocation", str(checkpoint))
