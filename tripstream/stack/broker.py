@@ -27,6 +27,17 @@ def _binary() -> str:
     return str(path)
 
 
+def _spawn(name: str, argv: list[str], run_dir: Path, port: int, kind: str) -> None:
+    procs.spawn(name, argv, run_dir, env=os.environ)
+    procs.wait_until(
+        lambda: procs.port_open(port),
+        timeout=30,
+        what=f"{kind} broker on port {port}",
+        log=run_dir / f"{name}.log",
+    )
+    logger.info("embedded broker (%s) on 127.0.0.1:%s", kind, port)
+
+
 @dataclass(frozen=True)
 class EmbeddedBroker:
     root: Path
@@ -49,14 +60,7 @@ class EmbeddedBroker:
             "--data-dir",
             str(self.root),
         ]
-        procs.spawn(self.name, argv, run_dir, env=os.environ)
-        procs.wait_until(
-            lambda: procs.port_open(self.port),
-            timeout=30,
-            what=f"broker on port {self.port}",
-            log=run_dir / f"{self.name}.log",
-        )
-        logger.info("embedded broker (noida-db) on %s", self.bootstrap)
+        _spawn(self.name, argv, run_dir, self.port, "noida-db")
 
 
 def _tansu_binary() -> str:
@@ -85,14 +89,7 @@ class TansuBroker:
         url = f"tcp://127.0.0.1:{self.port}"
         argv = [_tansu_binary(), "broker", "--listener-url", url]
         argv += ["--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]
-        procs.spawn(self.name, argv, run_dir, env=os.environ)
-        procs.wait_until(
-            lambda: procs.port_open(self.port),
-            timeout=30,
-            what=f"Tansu broker on port {self.port}",
-            log=run_dir / f"{self.name}.log",
-        )
-        logger.info("embedded broker (Tansu) on %s", self.bootstrap)
+        _spawn(self.name, argv, run_dir, self.port, "Tansu")
 
 
 def ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:
