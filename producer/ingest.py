@@ -6,6 +6,7 @@ import csv
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -40,6 +41,12 @@ class Ingester:
         self._consumer: KafkaConsumer | None = None
         self._probe: KafkaConsumer | None = None
         self._backlog_estimate: int | None = None
+        # Called while publishing is held back: lets small files jump the queue.
+        self.on_hold: Callable[[], None] | None = None
+
+    def is_express(self, size: int) -> bool:
+        """Small files take the express lane and are never held back."""
+        return size <= self.settings.kafka.express_lane_bytes and self.publisher.lanes
 
     def ingest(self, path: Path) -> str:
         """Ingest one ready file; returns the outcome. TransientError leaves it in the inbox."""
@@ -63,12 +70,14 @@ class Ingester:
             self._reject(path, file_id, sha256, "the same content was rejected before")
             return "rejected"
         try:
-            return self._publish(path, file_id, sha256, known.chunk_rows)
+            return self._publish(path, file_id, sha256, known.chunk_rows, self.is_express(size))
         except FileRejectedError as e:
             self._reject(path, file_id, sha256, str(e))
             return "rejected"
 
-    def _publish(self, path: Path, file_id: int, sha256: str, chunk_rows: int | None) -> str:
+    def _publish(
+        self, path: Path, file_id: int, sha256: str, chunk_rows: int | None, express: bool
+    ) -> str:
         chunk_rows = chunk_rows or self.settings.producer.chunk_rows
         self.ledger.publishing(file_id, chunk_rows)
         target = unique_target(self.paths.done, path.name, sha256[:8])
@@ -81,8 +90,9 @@ class Ingester:
                     first, block, name=path.name, max_len=self.settings.producer.max_field_length
                 )
                 if chunk.rows:
-                    self.wait_for_room()
-                    self.publisher.send(file_id, first, chunk.rows, chunk.payload)
+                    if not express:
+                        self.wait_for_room()
+                    self.publisher.send(file_id, first, chunk.rows, chunk.payload, express=express)
                     chunks += 1
                 valid += chunk.rows
                 rejected += len(chunk.errors)
@@ -98,7 +108,7 @@ class Ingester:
                         (valid + rejected) / (now - started),
                     )
                     last_log = now
-            offsets = self.publisher.confirm()
+            offsets = self.publisher.confirm(file_id)
             if rejected:
                 quarantine.keep()
         self.ledger.published(
@@ -185,6 +195,8 @@ class Ingester:
                 logger.info(
                     "backlog %s records >= %s: waiting for the stream to catch up", backlog, limit
                 )
+            if self.on_hold is not None:
+                self.on_hold()
             time.sleep(BACKLOG_WAIT_S)
         if waited_since is not None:
             logger.info(
@@ -216,6 +228,7 @@ class Ingester:
 
     def _republish(self, file_id: int, path: Path, chunk_rows: int) -> int:
         done = self.ledger.committed_chunks(file_id)
+        express = self.is_express(path.stat().st_size)
         sent = 0
         for first, block in line_blocks(path, chunk_rows, name=path.name):
             if first in done:
@@ -224,9 +237,9 @@ class Ingester:
                 first, block, name=path.name, max_len=self.settings.producer.max_field_length
             )
             if chunk.rows:
-                self.publisher.send(file_id, first, chunk.rows, chunk.payload)
+                self.publisher.send(file_id, first, chunk.rows, chunk.payload, express=express)
                 sent += 1
-        offsets = self.publisher.confirm()
+        offsets = self.publisher.confirm(file_id)
         self.ledger.republished(file_id, offsets)
         logger.warning("%s: re-published %s chunks that never reached Postgres", path.name, sent)
         return sent

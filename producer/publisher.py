@@ -1,4 +1,9 @@
-"""Publish chunks to Kafka with acks=all; a file counts as sent only when all are acked."""
+"""Publish chunks to Kafka with acks=all; a file counts as sent only when all are acked.
+
+Partitions: the last one is the express lane for small files (read first by the source,
+so a small file does not queue behind a bulk load); bulk files spread over the others by
+file id, so one file's chunks stay in order in one partition.
+"""
 
 from __future__ import annotations
 
@@ -34,24 +39,36 @@ class Publisher:
             raise TransientError(
                 f"cannot reach Kafka at {kafka.bootstrap}: {e}. Try checking that the broker runs."
             ) from e
-        self._pending: list[Any] = []
+        self._pending: dict[int, list[Any]] = {}
+        self._partitions: list[int] = []
+        self.lanes = kafka.express_lane_bytes > 0
 
-    def send(self, file_id: int, first_line: int, rows: int, payload: bytes) -> None:
+    def _partition(self, file_id: int, express: bool) -> int | None:
+        if not self.lanes:
+            return None  # the key (file id) picks the partition
+        if not self._partitions:
+            self._partitions = sorted(self._producer.partitions_for(self.topic) or [])
+        return lane_partition(file_id, self._partitions, express)
+
+    def send(
+        self, file_id: int, first_line: int, rows: int, payload: bytes, *, express: bool = False
+    ) -> None:
         try:
-            self._pending.append(
-                self._producer.send(
-                    self.topic,
-                    key=str(file_id).encode(),
-                    value=payload,
-                    headers=chunk_headers(file_id, first_line, rows),
-                )
+            future = self._producer.send(
+                self.topic,
+                key=str(file_id).encode(),
+                value=payload,
+                headers=chunk_headers(file_id, first_line, rows),
+                partition=self._partition(file_id, express),
             )
         except KafkaError as e:
             raise TransientError(f"publishing to {self.topic} failed: {e}") from e
+        self._pending.setdefault(file_id, []).append(future)
 
-    def confirm(self) -> dict[int, int]:
-        """Flush and wait for every pending ack; {partition: highest offset}. Raises on loss."""
-        pending, self._pending = self._pending, []
+    def confirm(self, file_id: int) -> dict[int, int]:
+        """Flush and wait for every pending ack of one file; {partition: highest offset}.
+        Raises on loss."""
+        pending = self._pending.pop(file_id, [])
         self._producer.flush()
         offsets: dict[int, int] = {}
         try:
@@ -67,3 +84,12 @@ class Publisher:
 
     def close(self) -> None:
         self._producer.close(timeout=10)
+
+
+def lane_partition(file_id: int, partitions: list[int], express: bool) -> int | None:
+    """The express lane is the last partition; bulk files hash over the others."""
+    if len(partitions) < 2:
+        return partitions[0] if partitions else None
+    if express:
+        return partitions[-1]
+    return partitions[file_id % (len(partitions) - 1)]

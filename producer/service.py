@@ -41,6 +41,8 @@ def run_producer(settings: Settings, stop: threading.Event | None = None) -> Non
     )
     ingester = Ingester(settings, Ledger(settings.database.url), publisher)
     watcher = InboxWatcher(paths.inbox, settings.producer.settle_seconds)
+    busy: set[Path] = set()  # files being ingested (an express file runs inside a held one)
+    ingester.on_hold = lambda: _express_files(ingester, watcher, busy)
     watcher.start()
     logger.info("watching %s (done: %s, rejected: %s)", paths.inbox, paths.done, paths.rejected)
     last_scan = last_reconcile = 0.0
@@ -50,10 +52,10 @@ def run_producer(settings: Settings, stop: threading.Event | None = None) -> Non
             if now - last_scan >= settings.producer.scan_interval_seconds:
                 watcher.scan()
                 last_scan = now
-            for path in watcher.ready():
+            for path in sorted(watcher.ready(), key=_size):  # small files first
                 if stop.is_set():
                     break
-                _ingest_one(ingester, watcher, path)
+                _ingest_one(ingester, watcher, path, busy)
             if now - last_reconcile >= RECONCILE_EVERY_S:
                 last_reconcile = now
                 try:
@@ -67,7 +69,24 @@ def run_producer(settings: Settings, stop: threading.Event | None = None) -> Non
         publisher.close()
 
 
-def _ingest_one(ingester: Ingester, watcher: InboxWatcher, path: Path) -> None:
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _express_files(ingester: Ingester, watcher: InboxWatcher, busy: set[Path]) -> None:
+    """While a bulk file is held back by backpressure, publish the small files that are
+    ready (they take the express lane, so they are not held back themselves)."""
+    watcher.wait(timeout=0.0)  # take in the file events that arrived meanwhile
+    for path in watcher.ready():
+        if path not in busy and ingester.is_express(_size(path)):
+            _ingest_one(ingester, watcher, path, busy)
+
+
+def _ingest_one(ingester: Ingester, watcher: InboxWatcher, path: Path, busy: set[Path]) -> None:
+    busy.add(path)
     try:
         if classify(path) == "reject":
             ingester.reject_unsupported(path)
@@ -80,3 +99,5 @@ def _ingest_one(ingester: Ingester, watcher: InboxWatcher, path: Path) -> None:
     except Exception:
         delay = watcher.failed(path)
         logger.exception("%s: unexpected error; retrying in %.0fs", path.name, delay)
+    finally:
+        busy.discard(path)

@@ -79,6 +79,7 @@ def start_query(
             .option("topic", settings.kafka.topic)
             .option("maxRecordsPerTrigger", str(s.max_records_per_trigger))
             .option("minPartitions", str(s.min_partitions))
+            .option("expressLane", str(settings.kafka.express_lane_bytes > 0).lower())
             .load()
         )
     else:

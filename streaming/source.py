@@ -74,11 +74,18 @@ def split_ranges(start: Offsets, end: Offsets, min_pieces: int) -> list[OffsetRa
     return sorted(ranges, key=lambda r: (r.partition, r.start))
 
 
-def cap_offsets(start: Offsets, end: Offsets, max_records: int) -> Offsets:
-    """Advance at most max_records records in total, shared fairly between partitions."""
+def cap_offsets(
+    start: Offsets, end: Offsets, max_records: int, first: str | None = None
+) -> Offsets:
+    """Advance at most max_records records in total: partition `first` (the express lane)
+    takes what it has first, the rest is shared fairly between the other partitions."""
     capped = dict(start)
     budget = max_records
     waiting = {p: e - start.get(p, 0) for p, e in end.items() if e > start.get(p, 0)}
+    if first in waiting:
+        take = min(waiting.pop(first), budget)
+        capped[first] = capped.get(first, 0) + take
+        budget -= take
     while budget > 0 and waiting:
         share = max(budget // len(waiting), 1)
         for p in sorted(waiting):
@@ -102,6 +109,7 @@ class TripKafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow)
         self.topic = opts["topic"]
         self.max_records = int(opts.get("maxrecordspertrigger", "0"))
         self.min_partitions = int(opts.get("minpartitions", "1"))
+        self.express_lane = opts.get("expresslane", "false") == "true"
         self._consumer: KafkaConsumer | None = None
         self._probe: KafkaConsumer | None = None
         self._target: Offsets | None = None
@@ -167,7 +175,8 @@ class TripKafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow)
                 )
         base = {p: min(start.get(p, 0), end) for p, end in ends.items()}
         if max_records > 0:
-            return cap_offsets(base, ends, max_records)
+            first = max(ends, key=int) if self.express_lane and len(ends) > 1 else None
+            return cap_offsets(base, ends, max_records, first)
         return dict(ends)
 
     def partitions(self, start: Offsets, end: Offsets) -> Sequence[InputPartition]:

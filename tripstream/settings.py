@@ -57,6 +57,7 @@ class KafkaSettings:
     partitions: int = 4
     embedded: bool = True
     embedded_broker: str = "noida-db"
+    express_lane_bytes: int = 1_000_000
     trim_committed: bool = True
 
     @property

@@ -1,4 +1,5 @@
-"""Backpressure: the producer holds publishing while the stream is too far behind."""
+"""Backpressure: the producer holds publishing while the stream is too far behind, and
+small files take the express lane past a held bulk file."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
+from producer.publisher import lane_partition
 from tests.conftest import wait_for
 from tripstream.generate import generate_files
 from tripstream.settings import Settings
@@ -26,36 +28,54 @@ def broker_ends(settings: Settings) -> dict[int, int]:
         consumer.close()
 
 
+def states(db: Any) -> dict[str, tuple[str, int]]:
+    db.execute("SELECT name, state, rows_published FROM ingest_files")
+    return {name: (state, n) for name, state, n in db.fetchall()}
+
+
+def test_the_express_lane_is_the_last_partition_and_bulk_spreads_over_the_rest() -> None:
+    assert lane_partition(7, [0, 1, 2, 3], express=True) == 3
+    assert {lane_partition(f, [0, 1, 2, 3], express=False) for f in range(30)} == {0, 1, 2}
+    assert lane_partition(-5, [0, 1], express=False) == 0  # file ids may be negative
+    assert lane_partition(9, [0], express=True) == 0  # one partition: no lane
+    assert lane_partition(9, [], express=False) is None
+
+
 @pytest.mark.integration
-def test_publishing_waits_for_the_stream_and_resumes(
+def test_publishing_waits_for_the_stream_and_small_files_pass(
     settings: Settings, db: Any, tmp_path: Path, producer_thread: Any
 ) -> None:
     held = settings.replace(
-        producer=dataclasses.replace(settings.producer, chunk_rows=100, max_backlog_records=3)
+        producer=dataclasses.replace(settings.producer, chunk_rows=100, max_backlog_records=3),
+        kafka=dataclasses.replace(settings.kafka, express_lane_bytes=20_000),
     )
-    (path,) = generate_files(tmp_path / "gen", rows=1000, files=1, seed=5, bad_share=0.0)
+    (big,) = generate_files(tmp_path / "gen", rows=1000, files=1, seed=5, bad_share=0.0)
+    (small,) = generate_files(tmp_path / "gen2", rows=50, files=1, seed=6, prefix="small")
+    assert big.stat().st_size > 20_000 >= small.stat().st_size
     producer = producer_thread(held)
-    path.rename(held.paths.inbox / path.name)
+    big.rename(held.paths.inbox / big.name)
 
-    # No stream commits anything: publishing stops near the limit, well short of 10 records.
-    wait_for(lambda: sum(broker_ends(held).values()) >= 3, 30, "the first records")
+    # No stream commits anything: the bulk file stops near the limit, short of 10 records.
+    wait_for(lambda: broker_ends(held).get(0, 0) >= 3, 30, "the first records")
     time.sleep(3)
-    sent = sum(broker_ends(held).values())
-    assert 3 <= sent < 10
-    db.execute("SELECT state FROM ingest_files")
-    assert db.fetchone()[0] == "publishing"
+    assert 3 <= broker_ends(held)[0] < 10
+    assert states(db)[big.name][0] == "publishing"
 
-    # The stream "commits" everything on the broker: the producer goes on to the end.
+    # A small file dropped now is published at once, on the express partition.
+    small.rename(held.paths.inbox / small.name)
+    wait_for(lambda: states(db).get(small.name, ("", 0))[0] == "published", 30, "small file")
+    assert broker_ends(held)[1] == 1
+    assert states(db)[big.name][0] == "publishing"
+
+    # The stream "commits" everything on the broker: the bulk file goes on to the end.
     def stream_caught_up() -> bool:
-        ends = broker_ends(held)
         db.execute(
             "INSERT INTO stream_batches (checkpoint, batch_id, offsets, rows_in, rows_new,"
             " duration_ms) VALUES ('test', %s, %s, 0, 0, 0)",
-            (int(time.time() * 1000), json.dumps({"start": {}, "end": ends})),
+            (int(time.time() * 1000), json.dumps({"start": {}, "end": broker_ends(held)})),
         )
-        db.execute("SELECT state, rows_published FROM ingest_files")
-        return db.fetchone() == ("published", 1000)
+        return states(db)[big.name] == ("published", 1000)
 
     wait_for(stream_caught_up, 60, "publishing to finish")
-    assert sum(broker_ends(held).values()) == 10
+    assert broker_ends(held) == {0: 10, 1: 1}
     assert not producer.errors

@@ -36,6 +36,17 @@ def test_cap_offsets_shares_the_budget() -> None:
     assert sum(cap_offsets({"0": 0, "1": 0, "2": 0}, {"0": 9, "1": 9, "2": 9}, 10).values()) == 10
 
 
+def test_cap_offsets_serves_the_express_lane_first() -> None:
+    start, end = {"0": 0, "1": 0, "2": 0}, {"0": 100, "1": 100, "2": 3}
+    assert cap_offsets(start, end, 10, first="2") == {"0": 4, "1": 3, "2": 3}
+    assert cap_offsets(start, {"0": 100, "1": 100, "2": 30}, 10, first="2") == {
+        "0": 0,
+        "1": 0,
+        "2": 10,
+    }
+    assert cap_offsets(start, end, 10) == {"0": 4, "1": 3, "2": 3}  # fair share without it
+
+
 def test_options_arrive_lower_cased_and_still_apply() -> None:
     reader = TripKafkaStreamReader(
         {"bootstrap": "h:1", "topic": "t", "maxrecordspertrigger": "40", "minpartitions": "2"}

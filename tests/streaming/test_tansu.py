@@ -30,7 +30,7 @@ def publish_in_batches(settings: Settings, path: Path, file_id: int) -> int:
         chunk = build_chunk(first, block, name=path.name, max_len=100)
         publisher.send(file_id, first, chunk.rows, chunk.payload)
         sent += 1
-    publisher.confirm()
+    publisher.confirm(file_id)
     publisher.close()
     return sent
 
