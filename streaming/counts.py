@@ -35,7 +35,7 @@ def aggregates(rows: pa.Table) -> dict[str, pa.Table]:
             "region": rows.column("region"),
             "datasource": rows.column("datasource"),
             "hour_start": pc.multiply(hour_index, 3600),
-            "day": day,
+            "day": pc.cast(day, pa.int32()),
             "hour_of_day": pc.cast(pc.subtract(hour_index, pc.multiply(day, 24)), pa.int16()),
             "ocx": cell(rows.column("origin_lon"), COARSE_CELLS_PER_DEGREE),
             "ocy": cell(rows.column("origin_lat"), COARSE_CELLS_PER_DEGREE),
@@ -43,7 +43,7 @@ def aggregates(rows: pa.Table) -> dict[str, pa.Table]:
             "dcy": cell(rows.column("dest_lat"), COARSE_CELLS_PER_DEGREE),
             "fcx": cell(rows.column("origin_lon"), FINE_CELLS_PER_DEGREE),
             "fcy": cell(rows.column("origin_lat"), FINE_CELLS_PER_DEGREE),
-            "week_start": week_start,
+            "week_start": pc.cast(week_start, pa.int32()),
             "ts": ts,
         }
     )

@@ -19,12 +19,12 @@ import signal
 import time
 from typing import Any
 
+import pgpq
 import psycopg2
 import psycopg2.extensions
 import psycopg2.extras
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
 from streaming.counts import aggregates
 from streaming.trim import BrokerTrimmer
@@ -60,12 +60,25 @@ def _sql(name: str) -> str:
 def _copy(
     cur: psycopg2.extensions.cursor, table: pa.Table, target: str, columns: tuple[str, ...]
 ) -> None:
+    """COPY in PostgreSQL's binary format (pgpq): no number or timestamp is printed as text
+    and parsed back. Arrow types must match the target columns (int32 = integer, ...)."""
+    selected = table.select(list(columns))
+    encoder = pgpq.ArrowToPostgresBinaryEncoder(selected.schema)
     buf = io.BytesIO()
-    pacsv.write_csv(
-        table.select(list(columns)), buf, write_options=pacsv.WriteOptions(include_header=False)
-    )
+    buf.write(encoder.write_header())
+    for batch in selected.to_batches():
+        buf.write(encoder.write_batch(batch))
+    buf.write(encoder.finish())
     buf.seek(0)
-    cur.copy_expert(f"COPY {target} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)", buf)
+    cur.copy_expert(f"COPY {target} ({', '.join(columns)}) FROM STDIN WITH (FORMAT binary)", buf)
+
+
+def with_timestamp(rows: pa.Table) -> pa.Table:
+    """date_time as a timestamp (from the epoch seconds `ts`) for the binary COPY."""
+    micros = pc.multiply(rows.column("ts"), 1_000_000)
+    return rows.set_column(
+        rows.schema.get_field_index("date_time"), "date_time", pc.cast(micros, pa.timestamp("us"))
+    )
 
 
 def batch_offsets(table: pa.Table) -> dict[str, dict[str, int]]:
@@ -174,7 +187,7 @@ class BatchWriter:
         rows = rows.append_column("batch_id", pa.array([batch_id] * rows.num_rows, pa.int64()))
         files: list[dict[str, Any]] = []
         if rows.num_rows:
-            _copy(cur, rows, "public.trip_data", TRIP_COLUMNS)
+            _copy(cur, with_timestamp(rows), "public.trip_data", TRIP_COLUMNS)
             cur.execute(_sql("temp_tables"))
             for name, counts in aggregates(rows).items():
                 _copy(cur, counts, f"tmp_{name}", COUNT_COLUMNS[name])
