@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +44,7 @@ class Ingester:
         self._backlog_estimate: int | None = None
         # Called while publishing is held back: lets small files jump the queue.
         self.on_hold: Callable[[], None] | None = None
+        self.stop = threading.Event()  # set by the service on shutdown: stop waiting
 
     def is_express(self, size: int) -> bool:
         """Small files take the express lane and are never held back."""
@@ -197,7 +199,8 @@ class Ingester:
                 )
             if self.on_hold is not None:
                 self.on_hold()
-            time.sleep(BACKLOG_WAIT_S)
+            if self.stop.wait(BACKLOG_WAIT_S):
+                raise TransientError("shutting down while held back; the file stays in the inbox")
         if waited_since is not None:
             logger.info(
                 "backlog %s records: publishing again after %.1f s",

@@ -40,6 +40,7 @@ def run_producer(settings: Settings, stop: threading.Event | None = None) -> Non
         lambda: Publisher(settings.kafka, settings.producer), what="connect to Kafka", attempts=10
     )
     ingester = Ingester(settings, Ledger(settings.database.url), publisher)
+    ingester.stop = stop
     watcher = InboxWatcher(paths.inbox, settings.producer.settle_seconds)
     busy: set[Path] = set()  # files being ingested (an express file runs inside a held one)
     ingester.on_hold = lambda: _express_files(ingester, watcher, busy)

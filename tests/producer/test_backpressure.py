@@ -79,3 +79,24 @@ def test_publishing_waits_for_the_stream_and_small_files_pass(
     wait_for(stream_caught_up, 60, "publishing to finish")
     assert broker_ends(held) == {0: 10, 1: 1}
     assert not producer.errors
+
+
+@pytest.mark.integration
+def test_a_held_producer_stops_promptly_and_keeps_the_file(
+    settings: Settings, db: Any, tmp_path: Path, producer_thread: Any
+) -> None:
+    held = settings.replace(
+        producer=dataclasses.replace(settings.producer, chunk_rows=100, max_backlog_records=3),
+        kafka=dataclasses.replace(settings.kafka, express_lane_bytes=0),
+    )
+    (big,) = generate_files(tmp_path / "gen", rows=1000, files=1, seed=7, bad_share=0.0)
+    producer = producer_thread(held)
+    big.rename(held.paths.inbox / big.name)
+    wait_for(lambda: sum(broker_ends(held).values()) >= 3, 30, "the first records")
+    time.sleep(1)
+    started = time.monotonic()
+    producer.close()
+    assert not producer.thread.is_alive()
+    assert time.monotonic() - started < 5
+    assert (held.paths.inbox / big.name).exists()  # not moved: published again on restart
+    assert states(db)[big.name][0] == "publishing"
