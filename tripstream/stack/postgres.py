@@ -18,9 +18,10 @@ logger = logging.getLogger(__name__)
 
 # Few checkpoints: the count tables and the cell index take random writes, and after each
 # checkpoint the first write of a page logs the whole page. With max_wal_size=4GB the 100M
-# run wrote 125 GB of WAL by 38M rows, 96% of it full-page images.
+# run wrote 125 GB of WAL by 38M rows, 96% of it full-page images. shared_buffers holds the
+# hot indexes (cell index, similar-groups key): with 512MB the writer evicted pages itself.
 SERVER_OPTIONS = (
-    "-c shared_buffers=512MB -c max_wal_size=12GB -c checkpoint_timeout=30min "
+    "-c shared_buffers=4GB -c max_wal_size=12GB -c checkpoint_timeout=30min "
     "-c max_connections=100"
 )
 
