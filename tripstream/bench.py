@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import psycopg2
 
 from tripstream import PROJECT_ROOT, SQL_DIR
 from tripstream.db import connect
+from tripstream.errors import SetupError
 from tripstream.generate import generate_files
 from tripstream.settings import Settings
 
@@ -179,7 +181,12 @@ def pipeline(
     growth: list[dict[str, Any]] = []
     sizes = milestones(expected)
     while time.monotonic() < deadline:
-        done = _committed(url) - base
+        try:
+            done = _committed(url) - base
+        except (psycopg2.Error, SetupError) as e:  # Postgres restarting: the run goes on
+            logger.warning("progress unavailable (%s); sampling again", str(e).splitlines()[0])
+            time.sleep(1.0)
+            continue
         now = time.monotonic()
         timeline.append((round(now - started, 1), done))
         # probes spread over the load: probe k once k/(probes+1) of the bulk is committed
@@ -194,7 +201,10 @@ def pipeline(
             growth[-1]["queries_ms"] = query_latencies(settings)
             logger.info("at %s rows: queries %s", done, growth[-1]["queries_ms"])
         for name, dropped in list(pending.items()):
-            at = _committed_at(url, name)
+            try:
+                at = _committed_at(url, name)
+            except (psycopg2.Error, SetupError):
+                break
             if at is not None:
                 latencies.append((at - dropped).total_seconds())
                 del pending[name]
@@ -302,6 +312,8 @@ def write_report(result: dict[str, Any], out_dir: Path) -> Path:
     lines += [
         f"| {n} | {mb} | {cpu.get(n, '')} |" for n, mb in sorted(result["peak_rss_mb"].items())
     ]
+    if result.get("notes"):
+        lines += ["", "Notes:", "", result["notes"]]
     lines += [
         "",
         "exactness (differences must be 0): " + json.dumps(result["exactness"]),

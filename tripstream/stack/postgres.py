@@ -21,8 +21,7 @@ logger = logging.getLogger(__name__)
 # run wrote 125 GB of WAL by 38M rows, 96% of it full-page images. shared_buffers holds the
 # hot indexes (cell index, similar-groups key): with 512MB the writer evicted pages itself.
 SERVER_OPTIONS = (
-    "-c shared_buffers=4GB -c max_wal_size=12GB -c checkpoint_timeout=30min "
-    "-c max_connections=100"
+    "-c shared_buffers=4GB -c max_wal_size=12GB -c checkpoint_timeout=30min -c max_connections=100"
 )
 
 
