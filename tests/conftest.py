@@ -178,8 +178,9 @@ def cluster_settings(settings: Settings, spark_cluster: SparkCluster) -> Setting
 
 
 @pytest.fixture(scope="session")
-def spark(spark_cluster: SparkCluster, services_root: Path) -> Iterator[Any]:
-    """One SparkSession (driver in the test process) on the real two-worker cluster."""
+def spark(services_root: Path) -> Iterator[Any]:
+    """A driver-only SparkSession (local[1]) in the test process, for plan-time checks. It
+    must not hold the cluster's two cores: the streaming jobs under test need them."""
     os.environ.update(
         {
             k: v
@@ -193,7 +194,7 @@ def spark(spark_cluster: SparkCluster, services_root: Path) -> Iterator[Any]:
         services_root,
         "postgresql://unused@127.0.0.1:1/x",
         "127.0.0.1:1",
-        spark_cluster.master_url,
+        "local[1]",
         "unused",
     )
     session = build_session(base, app="tripstream-tests")
