@@ -41,22 +41,31 @@ def test_the_express_lane_is_the_last_partition_and_bulk_spreads_over_the_rest()
     assert lane_partition(9, [], express=False) is None
 
 
+def start_held(
+    settings: Settings, tmp_path: Path, producer_thread: Any, express_bytes: int
+) -> tuple[Settings, Path, Any]:
+    """A producer allowed 3 records ahead of a stream that never commits, and a 1000-row
+    file (10 chunks of 100) dropped into its inbox; returns once 3 records are out."""
+    held = settings.replace(
+        producer=dataclasses.replace(settings.producer, chunk_rows=100, max_backlog_records=3),
+        kafka=dataclasses.replace(settings.kafka, express_lane_bytes=express_bytes),
+    )
+    (big,) = generate_files(tmp_path / "gen", rows=1000, files=1, seed=5, bad_share=0.0)
+    producer = producer_thread(held)
+    dropped = big.rename(held.paths.inbox / big.name)
+    wait_for(lambda: sum(broker_ends(held).values()) >= 3, 30, "the first records")
+    return held, dropped, producer
+
+
 @pytest.mark.integration
 def test_publishing_waits_for_the_stream_and_small_files_pass(
     settings: Settings, db: Any, tmp_path: Path, producer_thread: Any
 ) -> None:
-    held = settings.replace(
-        producer=dataclasses.replace(settings.producer, chunk_rows=100, max_backlog_records=3),
-        kafka=dataclasses.replace(settings.kafka, express_lane_bytes=20_000),
-    )
-    (big,) = generate_files(tmp_path / "gen", rows=1000, files=1, seed=5, bad_share=0.0)
+    held, big, producer = start_held(settings, tmp_path, producer_thread, 20_000)
     (small,) = generate_files(tmp_path / "gen2", rows=50, files=1, seed=6, prefix="small")
     assert big.stat().st_size > 20_000 >= small.stat().st_size
-    producer = producer_thread(held)
-    big.rename(held.paths.inbox / big.name)
 
     # No stream commits anything: the bulk file stops near the limit, short of 10 records.
-    wait_for(lambda: broker_ends(held).get(0, 0) >= 3, 30, "the first records")
     time.sleep(3)
     assert 3 <= broker_ends(held)[0] < 10
     assert states(db)[big.name][0] == "publishing"
@@ -85,14 +94,7 @@ def test_publishing_waits_for_the_stream_and_small_files_pass(
 def test_a_held_producer_stops_promptly_and_keeps_the_file(
     settings: Settings, db: Any, tmp_path: Path, producer_thread: Any
 ) -> None:
-    held = settings.replace(
-        producer=dataclasses.replace(settings.producer, chunk_rows=100, max_backlog_records=3),
-        kafka=dataclasses.replace(settings.kafka, express_lane_bytes=0),
-    )
-    (big,) = generate_files(tmp_path / "gen", rows=1000, files=1, seed=7, bad_share=0.0)
-    producer = producer_thread(held)
-    big.rename(held.paths.inbox / big.name)
-    wait_for(lambda: sum(broker_ends(held).values()) >= 3, 30, "the first records")
+    held, big, producer = start_held(settings, tmp_path, producer_thread, 0)
     time.sleep(1)
     started = time.monotonic()
     producer.close()
