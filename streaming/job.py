@@ -53,6 +53,16 @@ def build_session(settings: Settings, app: str = "tripstream-streaming") -> Spar
     return session
 
 
+def make_writer(settings: Settings, checkpoint: Path) -> BatchWriter:
+    """The foreachBatch sink, trimming committed records from the broker if configured."""
+    trimmer = (
+        BrokerTrimmer(settings.kafka.bootstrap, settings.kafka.topic)
+        if settings.kafka.trim_committed
+        else None
+    )
+    return BatchWriter(settings.database.url, str(checkpoint), trimmer)
+
+
 def start_query(
     session: SparkSession,
     settings: Settings,
@@ -63,12 +73,7 @@ def start_query(
 ) -> Any:
     """Start the streaming query; returns the StreamingQuery."""
     checkpoint = checkpoint or settings.streaming.checkpoint_dir
-    trimmer = (
-        BrokerTrimmer(settings.kafka.bootstrap, settings.kafka.topic)
-        if settings.kafka.trim_committed
-        else None
-    )
-    writer = writer or BatchWriter(settings.database.url, str(checkpoint), trimmer)
+    writer = writer or make_writer(settings, checkpoint)
     s = settings.streaming
     if s.source_format == "kafka":  # the JVM connector, when its jar is on the classpath
         stream = connector_stream(session, settings)
@@ -113,8 +118,10 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     delay = 2.0
+    # One writer (one Postgres connection, one admin client) for every restart of the query.
+    writer = make_writer(settings, settings.streaming.checkpoint_dir)
     while not stop.is_set():
-        query = start_query(session, settings)
+        query = start_query(session, settings, writer=writer)
         logger.info(
             "streaming %s -> %s (checkpoint %s)",
             settings.kafka.topic,
@@ -140,6 +147,7 @@ def main() -> int:
         if stop.wait(delay):
             break
         delay = min(delay * 2, 60.0)
+    writer.close()
     session.stop()
     return 0
 
