@@ -3,6 +3,7 @@ it answers ListOffsets with the last record batch's base offset + 1."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,9 @@ pytestmark = pytest.mark.integration
 
 
 def publish_in_batches(settings: Settings, path: Path, file_id: int) -> int:
-    """Publish a file in chunks of 100 rows; the producer batches several per request."""
-    publisher = Publisher(settings.kafka, settings.producer)
+    """Publish a file in chunks of 100 rows as one record batch: the long linger holds every
+    chunk until `confirm` flushes, so Tansu's quirk shows however fast the machine is."""
+    publisher = Publisher(settings.kafka, replace(settings.producer, linger_ms=60_000))
     sent = 0
     for first, block in line_blocks(path, 100):
         chunk = build_chunk(first, block, name=path.name, max_len=100)
@@ -96,8 +98,6 @@ def test_sample_file_lands_once_through_tansu(
     producer_thread: Any,
     streaming_job: Any,
 ) -> None:
-    from dataclasses import replace
-
     settings = tansu_settings.replace(
         spark=replace(tansu_settings.spark, master=spark_cluster.master_url)
     )
