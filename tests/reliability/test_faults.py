@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,7 @@ def test_driver_killed_again_and_again(
     for kill in range(3):  # each round: new data, wait until it flows, then kill -9
         floor = rows_in(url)
         expected += drop(cluster_settings, tmp_path, 300_000, 2, seed=11 + kill)
-        wait_for(lambda f=floor: rows_in(url) > f, 180, f"progress before kill {kill}")
+        wait_for(partial(lambda f: rows_in(url) > f, floor), 180, f"progress before kill {kill}")
         job.kill()  # kill -9 of the driver's process group, mid-batch or between batches
         job = streaming_job()
     wait_for(lambda: rows_in(url) >= expected, 240, "all rows after the kills")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 import pytest
@@ -66,7 +66,7 @@ def test_an_unknown_source_format_is_a_setup_error_naming_the_choices(tmp_path: 
 
     settings = load_settings({"TRIPSTREAM_STREAMING_SOURCE_FORMAT": "kafak"})
     with pytest.raises(SetupError, match="Try: tripkafka"):
-        start_query(None, settings, checkpoint=tmp_path / "cp")
+        start_query(cast(Any, None), settings, checkpoint=tmp_path / "cp")
 
 
 @pytest.mark.integration

@@ -14,7 +14,7 @@ from pyspark.sql.streaming.datasource import ReadAllAvailable
 from producer.chunks import build_chunk
 from producer.publisher import Publisher
 from producer.reader import line_blocks
-from streaming.source import TripKafkaStreamReader, read_range
+from streaming.source import TripKafkaStreamReader
 from tests.conftest import committed_rows, recount_differences, wait_for
 from tripstream.generate import generate_files
 from tripstream.offsets import holds, probe_consumer
@@ -60,11 +60,7 @@ def test_source_finds_every_record_past_the_under_reported_end(
     start = reader.initialOffset()
     end = reader.latestOffset(start, ReadAllAvailable())
     assert sum(end.values()) - sum(start.values()) == records
-    rows = sum(
-        b.num_rows
-        for rng in reader.partitions(start, end)
-        for b in read_range([tansu_settings.kafka.bootstrap], tansu_settings.kafka.topic, rng)
-    )
+    rows = sum(b.num_rows for rng in reader.partitions(start, end) for b in reader.read(rng))
     assert rows == 3000
     # Resuming from the true end: nothing new, and no "lost records" rewind to the report.
     assert reader.latestOffset(end, ReadAllAvailable()) == end
