@@ -10,6 +10,7 @@ source, so the foreachBatch writer is the same and exactly-once works the same w
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -34,12 +35,17 @@ def decode_records(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch
             yield pa.Table.from_batches(out, schema=ARROW_SCHEMA).combine_chunks().to_batches()[0]
 
 
-def connector_stream(session: Any, settings: Settings) -> Any:
-    """The topic through the JVM connector, decoded to the Python source's schema."""
+def connector_stream(session: Any, settings: Settings, partitions: tuple[int, ...] = ()) -> Any:
+    """The topic (or some of its partitions) through the JVM connector, decoded to the
+    Python source's schema."""
+    topic = settings.kafka.topic
+    which = (
+        ("assign", json.dumps({topic: list(partitions)})) if partitions else ("subscribe", topic)
+    )
     reader = (
         session.readStream.format("kafka")
         .option("kafka.bootstrap.servers", settings.kafka.bootstrap)
-        .option("subscribe", settings.kafka.topic)
+        .option(*which)
         .option("startingOffsets", "earliest")
         .option("includeHeaders", "true")
         # the producer re-publishes what a broker lost; the chunk ledger drops repeats

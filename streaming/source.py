@@ -33,7 +33,7 @@ from pyspark.sql.streaming.datasource import (
     SupportsTriggerAvailableNow,
 )
 
-from tripstream.offsets import holds, probe_consumer, probe_ends
+from tripstream.offsets import holds, probe_consumer, probe_ends, topic_partitions
 from tripstream.records import SPARK_SCHEMA, decode
 
 logger = logging.getLogger(__name__)
@@ -110,6 +110,8 @@ class TripKafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow)
         self.max_records = int(opts.get("maxrecordspertrigger", "0"))
         self.min_partitions = int(opts.get("minpartitions", "1"))
         self.express_lane = opts.get("expresslane", "false") == "true"
+        # A subset of the topic's partitions ("0,1,2"): one query per lane. Empty: all.
+        self.only = {int(p) for p in opts.get("partitions", "").split(",") if p.strip()}
         self._consumer: KafkaConsumer | None = None
         self._probe: KafkaConsumer | None = None
         self._target: Offsets | None = None
@@ -127,13 +129,12 @@ class TripKafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow)
         return self._consumer
 
     def _partitions(self) -> list[TopicPartition]:
-        consumer = self._client()
-        deadline = time.monotonic() + 30
-        while not (parts := consumer.partitions_for_topic(self.topic)):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"topic {self.topic!r} not found on {self.bootstrap}")
-            time.sleep(0.5)
-        return [TopicPartition(self.topic, p) for p in sorted(parts)]
+        parts = topic_partitions(self._client(), self.topic)
+        if not self.only <= set(parts):
+            raise RuntimeError(
+                f"topic {self.topic!r} has partitions {parts}, not {sorted(self.only)}"
+            )
+        return [TopicPartition(self.topic, p) for p in sorted(self.only or parts)]
 
     def _ends(self, start: Offsets, limit: int) -> Offsets:
         """End offsets as reported, then probed past any records the report missed."""

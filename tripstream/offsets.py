@@ -12,10 +12,24 @@ an end of 1. Reading from the reported end shows what lies beyond it, so:
 
 from __future__ import annotations
 
+import time
+
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 PROBE_WAIT_MS = 20
+
+
+def topic_partitions(consumer: KafkaConsumer, topic: str, wait_s: float = 30.0) -> list[int]:
+    """The topic's partitions, waiting up to wait_s for the topic to exist."""
+    deadline = time.monotonic() + wait_s
+    while not (parts := consumer.partitions_for_topic(topic)):
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"topic {topic!r} not found on {consumer.config['bootstrap_servers']}"
+            )
+        time.sleep(0.5)
+    return sorted(parts)
 
 
 def probe_consumer(bootstrap: list[str]) -> KafkaConsumer:
