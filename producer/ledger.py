@@ -168,13 +168,16 @@ class Ledger:
         return {int(str(r[0])) for r in rows}
 
     def stream_end_offsets(self) -> dict[int, int]:
-        """End offsets of the newest committed micro-batch, per partition."""
+        """End offsets of the newest committed micro-batches, per partition (each streaming
+        query, one per lane, commits the offsets of its own partitions)."""
         rows = self._run(
-            "SELECT offsets->'end' FROM stream_batches ORDER BY committed_at DESC LIMIT 1",
+            "SELECT DISTINCT ON (checkpoint) offsets->'end' FROM stream_batches "
+            "ORDER BY checkpoint, batch_id DESC",
             (),
             "read stream offsets",
         )
-        if not rows or not rows[0][0]:
-            return {}
-        end = rows[0][0]
-        return {int(p): int(v) for p, v in end.items()}  # type: ignore[attr-defined]
+        ends: dict[int, int] = {}
+        for (end,) in rows:
+            for p, v in (end or {}).items():  # type: ignore[attr-defined]
+                ends[int(p)] = max(ends.get(int(p), 0), int(v))
+        return ends

@@ -15,10 +15,12 @@ import logging
 import signal
 import sys
 import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyspark.errors import StreamingQueryException
+from kafka import KafkaConsumer
 from pyspark.sql import SparkSession
 
 from streaming.connector import connector_stream
@@ -27,6 +29,7 @@ from streaming.trim import BrokerTrimmer
 from streaming.writer import BatchWriter
 from tripstream.db import apply_schema, retry
 from tripstream.errors import SetupError
+from tripstream.offsets import topic_partitions
 from tripstream.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -47,10 +50,54 @@ def build_session(settings: Settings, app: str = "tripstream-streaming") -> Spar
         .config("spark.python.worker.reuse", "true")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.scheduler.mode", "FAIR")
         .getOrCreate()
     )
     session.dataSource.register(TripKafkaDataSource)
     return session
+
+
+@dataclass(frozen=True)
+class Lane:
+    """One streaming query: a set of topic partitions, its own checkpoint and trigger."""
+
+    name: str
+    partitions: tuple[int, ...]  # empty: every partition of the topic
+    checkpoint: Path
+    trigger_seconds: float
+
+
+def plan_lanes(settings: Settings, partitions: list[int]) -> list[Lane]:
+    """The queries to run over the topic's partitions. Without the express lane: one query
+    over the whole topic (in checkpoint_dir). With it: "express" reads the last partition
+    (where the producer sends small files) on a short trigger, and the bulk partitions are
+    shared round-robin by `bulk_queries` queries."""
+    s, k = settings.streaming, settings.kafka
+    if not (s.express_query and k.express_lane_bytes > 0 and len(partitions) >= 2):
+        return [Lane("trips", (), s.checkpoint_dir, s.trigger_seconds)]
+    bulk = sorted(partitions)[:-1]
+    groups = max(1, min(s.bulk_queries, len(bulk)))
+    lanes = [
+        Lane(
+            f"bulk-{g}" if groups > 1 else "bulk",
+            tuple(bulk[g::groups]),
+            s.checkpoint_dir / (f"bulk-{g}" if groups > 1 else "bulk"),
+            s.trigger_seconds,
+        )
+        for g in range(groups)
+    ]
+    express = Lane(
+        "express", (max(partitions),), s.checkpoint_dir / "express", s.express_trigger_seconds
+    )
+    return [express, *lanes]
+
+
+def broker_partitions(settings: Settings) -> list[int]:
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap.split(","))
+    try:
+        return topic_partitions(consumer, settings.kafka.topic)
+    finally:
+        consumer.close()
 
 
 def make_writer(settings: Settings, checkpoint: Path) -> BatchWriter:
@@ -70,18 +117,20 @@ def start_query(
     checkpoint: Path | None = None,
     writer: BatchWriter | None = None,
     available_now: bool = False,
+    lane: Lane | None = None,
 ) -> Any:
-    """Start the streaming query; returns the StreamingQuery."""
-    checkpoint = checkpoint or settings.streaming.checkpoint_dir
-    writer = writer or make_writer(settings, checkpoint)
+    """Start one streaming query (by default over the whole topic); returns it."""
     s = settings.streaming
+    lane = lane or Lane("trips", (), checkpoint or s.checkpoint_dir, s.trigger_seconds)
+    writer = writer or make_writer(settings, lane.checkpoint)
     if s.source_format == "kafka":  # the JVM connector, when its jar is on the classpath
-        stream = connector_stream(session, settings)
+        stream = connector_stream(session, settings, lane.partitions)
     elif s.source_format == "tripkafka":
         stream = (
             session.readStream.format("tripkafka")
             .option("bootstrap", settings.kafka.bootstrap)
             .option("topic", settings.kafka.topic)
+            .option("partitions", ",".join(map(str, lane.partitions)))
             .option("maxRecordsPerTrigger", str(s.max_records_per_trigger))
             .option("minPartitions", str(s.min_partitions))
             .option("expressLane", str(settings.kafka.express_lane_bytes > 0).lower())
@@ -92,15 +141,18 @@ def start_query(
             f"unknown streaming.source_format {s.source_format!r}. Try: tripkafka (the "
             "Python source, default) or kafka (needs the spark-sql-kafka connector jar)."
         )
+    # Each lane in its own fair-scheduler pool: an express task takes the next free core
+    # instead of queueing behind a bulk batch's tasks.
+    session.sparkContext.setLocalProperty("spark.scheduler.pool", lane.name)
     query = (
         stream.writeStream.foreachBatch(writer)
-        .option("checkpointLocation", str(checkpoint))
-        .queryName("trips_to_postgres")
+        .option("checkpointLocation", str(lane.checkpoint))
+        .queryName(f"trips_to_postgres_{lane.name}".replace("-", "_"))
     )
     if available_now:
         query = query.trigger(availableNow=True)
     else:
-        query = query.trigger(processingTime=f"{int(s.trigger_seconds * 1000)} milliseconds")
+        query = query.trigger(processingTime=f"{int(lane.trigger_seconds * 1000)} milliseconds")
     return query.start()
 
 
@@ -117,37 +169,47 @@ def main() -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    delay = 2.0
-    # One writer (one Postgres connection, one admin client) for every restart of the query.
-    writer = make_writer(settings, settings.streaming.checkpoint_dir)
+    lanes = plan_lanes(settings, broker_partitions(settings))
+    # One writer (one Postgres connection, one admin client) per lane, for every restart.
+    writers = {lane.name: make_writer(settings, lane.checkpoint) for lane in lanes}
+    queries: dict[str, Any] = {}
+    delay, restart_at = 2.0, dict.fromkeys(writers, 0.0)
     while not stop.is_set():
-        query = start_query(session, settings, writer=writer)
-        logger.info(
-            "streaming %s -> %s (checkpoint %s)",
-            settings.kafka.topic,
-            settings.database.url.rsplit("@", 1)[-1],
-            settings.streaming.checkpoint_dir,
-        )
-        while query.isActive and not stop.is_set():
-            try:
-                query.awaitTermination(1)
-            except StreamingQueryException:
-                break  # handled below: the failure is logged and the query restarted
+        for lane in lanes:
+            query = queries.get(lane.name)
+            if query is not None and query.isActive:
+                continue
+            if query is not None:
+                # The query failed (e.g. a broker outage outlasted Spark's task retries).
+                # Writes are idempotent, so restarting from the checkpoint is safe.
+                logger.error(
+                    "the %s query failed: %s; restarting from its checkpoint in %.0fs",
+                    lane.name,
+                    str(query.exception()).splitlines()[0],
+                    delay,
+                )
+                queries.pop(lane.name)
+                restart_at[lane.name] = time.monotonic() + delay
+                delay = min(delay * 2, 60.0)
+            if time.monotonic() < restart_at[lane.name]:
+                continue
+            queries[lane.name] = start_query(
+                session, settings, writer=writers[lane.name], lane=lane
+            )
+            logger.info(
+                "streaming %s partitions %s -> %s (checkpoint %s)",
+                settings.kafka.topic,
+                ",".join(map(str, lane.partitions)) or "all",
+                settings.database.url.rsplit("@", 1)[-1],
+                lane.checkpoint,
+            )
+        stop.wait(1.0)
+    for name, query in queries.items():
         if query.isActive:
-            logger.info("stopping the query (state is in the checkpoint)")
+            logger.info("stopping the %s query (state is in the checkpoint)", name)
             query.stop()
-            break
-        # The query failed (e.g. a broker outage outlasted Spark's task retries). Writes are
-        # idempotent, so restarting from the checkpoint is safe: replayed batches are no-ops.
-        logger.error(
-            "the streaming query failed: %s; restarting from the checkpoint in %.0fs",
-            str(query.exception()).splitlines()[0],
-            delay,
-        )
-        if stop.wait(delay):
-            break
-        delay = min(delay * 2, 60.0)
-    writer.close()
+    for writer in writers.values():
+        writer.close()
     session.stop()
     return 0
 

@@ -108,6 +108,9 @@ class StreamingSettings:
     max_records_per_trigger: int = 40
     min_partitions: int = 2
     source_format: str = "tripkafka"
+    express_query: bool = True
+    express_trigger_seconds: float = 0.1
+    bulk_queries: int = 1
 
 
 @dataclass(frozen=True)

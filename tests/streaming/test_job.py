@@ -11,6 +11,7 @@ import pytest
 
 from streaming.writer import CRASH_AFTER_COMMIT_ENV
 from tests.conftest import committed_rows, recount_differences, wait_for
+from tripstream.generate import generate_files
 from tripstream.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -56,11 +57,47 @@ def test_crash_between_postgres_commit_and_spark_commit(
     assert crashed.wait_exit(timeout=180) != 0
     assert "fault injection" in crashed.text()
     assert committed_rows(db) == 100  # Postgres committed batch 0 ...
-    offsets = Path(cluster_settings.streaming.checkpoint_dir) / "commits" / "0"
-    assert not offsets.exists()  # ... but Spark never committed it
+    # The 100-row file took the express lane, so its query's checkpoint has batch 0.
+    express = Path(cluster_settings.streaming.checkpoint_dir) / "express"
+    assert (express / "offsets" / "0").exists()
+    assert not (express / "commits" / "0").exists()  # ... but Spark never committed it
     resumed = streaming_job()
     wait_for(lambda: "replay: already committed" in resumed.text(), 120, "batch 0 replayed")
     assert committed_rows(db) == 100
     db.execute("SELECT count(*) FROM stream_batches")
     assert db.fetchone() == (1,)
     assert set(recount_differences(db).values()) == {0}
+
+
+def test_a_small_file_overtakes_a_bulk_load_in_its_own_query(
+    cluster_settings: Settings,
+    db: Any,
+    sample_csv: Path,
+    tmp_path: Path,
+    producer_thread: Any,
+    streaming_job: Any,
+) -> None:
+    (bulk,) = generate_files(tmp_path / "gen", rows=500_000, files=1, seed=21, bad_share=0.0)
+    producer_thread(cluster_settings)
+    job = streaming_job()
+    job.wait_started()
+    bulk.rename(cluster_settings.paths.inbox / bulk.name)
+    wait_for(lambda: committed_rows(db) > 0, 120, "the bulk load to flow")
+    shutil.copy(sample_csv, cluster_settings.paths.inbox / "trips.csv")
+    wait_for(lambda: file_state(db, "trips.csv") == "committed", 60, "the small file")
+    # It did not queue behind the bulk file: the bulk load was still going ...
+    assert file_state(db, bulk.name) != "committed"
+    wait_for(lambda: file_state(db, bulk.name) == "committed", 240, "the bulk file")
+    # ... because each lane has its own query, checkpoint and transactions.
+    db.execute(
+        "SELECT regexp_replace(checkpoint, '.*/', ''), sum(rows_new) FROM stream_batches"
+        " GROUP BY 1 ORDER BY 1"
+    )
+    assert db.fetchall() == [("bulk", 500_000), ("express", 100)]
+    assert set(recount_differences(db).values()) == {0}
+
+
+def file_state(db: Any, name: str) -> str | None:
+    db.execute("SELECT state FROM ingest_files WHERE name = %s", (name,))
+    row = db.fetchone()
+    return row[0] if row else None
