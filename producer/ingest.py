@@ -25,6 +25,7 @@ from tripstream.settings import Settings
 logger = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 5.0
 BACKLOG_WAIT_S = 0.5  # while held back, how often to look at the backlog again
+MAKE_WAY_EVERY_S = 0.2  # while publishing a bulk file, how often small files may pass
 
 
 def unique_target(folder: Path, name: str, tag: str) -> Path:
@@ -42,8 +43,9 @@ class Ingester:
         self._consumer: KafkaConsumer | None = None
         self._probe: KafkaConsumer | None = None
         self._backlog_estimate: int | None = None
-        # Called while publishing is held back: lets small files jump the queue.
-        self.on_hold: Callable[[], None] | None = None
+        # Lets small files jump the queue: called while a bulk file is held back, and
+        # every MAKE_WAY_EVERY_S while one is being published.
+        self.make_way: Callable[[], None] | None = None
         self.stop = threading.Event()  # set by the service on shutdown: stop waiting
 
     def is_express(self, size: int) -> bool:
@@ -84,7 +86,7 @@ class Ingester:
         self.ledger.publishing(file_id, chunk_rows)
         target = unique_target(self.paths.done, path.name, sha256[:8])
         qfile = target.with_name(target.name + ".quarantine.csv")
-        started = last_log = time.monotonic()
+        started = last_log = last_way = time.monotonic()
         valid = rejected = chunks = 0
         with _QuarantineFile(qfile) as quarantine:
             for first, block in line_blocks(path, chunk_rows, name=path.name):
@@ -93,6 +95,12 @@ class Ingester:
                 )
                 if chunk.rows:
                     if not express:
+                        if (
+                            self.make_way is not None
+                            and time.monotonic() - last_way >= MAKE_WAY_EVERY_S
+                        ):
+                            self.make_way()
+                            last_way = time.monotonic()
                         self.wait_for_room()
                     self.publisher.send(file_id, first, chunk.rows, chunk.payload, express=express)
                     chunks += 1
@@ -197,8 +205,8 @@ class Ingester:
                 logger.info(
                     "backlog %s records >= %s: waiting for the stream to catch up", backlog, limit
                 )
-            if self.on_hold is not None:
-                self.on_hold()
+            if self.make_way is not None:
+                self.make_way()
             if self.stop.wait(BACKLOG_WAIT_S):
                 raise TransientError("shutting down while held back; the file stays in the inbox")
         if waited_since is not None:

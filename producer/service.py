@@ -42,8 +42,8 @@ def run_producer(settings: Settings, stop: threading.Event | None = None) -> Non
     ingester = Ingester(settings, Ledger(settings.database.url), publisher)
     ingester.stop = stop
     watcher = InboxWatcher(paths.inbox, settings.producer.settle_seconds)
-    busy: set[Path] = set()  # files being ingested (an express file runs inside a held one)
-    ingester.on_hold = lambda: _express_files(ingester, watcher, busy)
+    busy: set[Path] = set()  # files being ingested (an express file runs inside a bulk one)
+    ingester.make_way = lambda: _express_files(ingester, watcher, busy)
     watcher.start()
     logger.info("watching %s (done: %s, rejected: %s)", paths.inbox, paths.done, paths.rejected)
     last_scan = last_reconcile = 0.0
@@ -78,8 +78,8 @@ def _size(path: Path) -> int:
 
 
 def _express_files(ingester: Ingester, watcher: InboxWatcher, busy: set[Path]) -> None:
-    """While a bulk file is held back by backpressure, publish the small files that are
-    ready (they take the express lane, so they are not held back themselves)."""
+    """While a bulk file is being published or held back by backpressure, publish the
+    small files that are ready (they take the express lane and are never held back)."""
     watcher.wait(timeout=0.0)  # take in the file events that arrived meanwhile
     for path in watcher.ready():
         if path not in busy and ingester.is_express(_size(path)):

@@ -102,3 +102,24 @@ def test_a_held_producer_stops_promptly_and_keeps_the_file(
     assert time.monotonic() - started < 5
     assert (held.paths.inbox / big.name).exists()  # not moved: published again on restart
     assert states(db)[big.name][0] == "publishing"
+
+
+@pytest.mark.integration
+def test_a_small_file_passes_a_bulk_file_that_is_being_published(
+    settings: Settings, db: Any, tmp_path: Path, producer_thread: Any
+) -> None:
+    """Not held back at all: a bulk file still lets small files through between chunks."""
+    free = settings.replace(
+        producer=dataclasses.replace(settings.producer, max_backlog_records=0),
+        kafka=dataclasses.replace(settings.kafka, express_lane_bytes=20_000),
+    )
+    (big,) = generate_files(tmp_path / "gen", rows=1_000_000, files=1, seed=7, bad_share=0.0)
+    (small,) = generate_files(tmp_path / "gen2", rows=50, files=1, seed=8, prefix="small")
+    producer = producer_thread(free)
+    big.rename(free.paths.inbox / big.name)
+    wait_for(lambda: states(db).get(big.name, ("", 0))[0] == "publishing", 30, "bulk publishing")
+    small.rename(free.paths.inbox / small.name)
+    wait_for(lambda: states(db).get(small.name, ("", 0))[0] == "published", 30, "small file")
+    assert states(db)[big.name][0] == "publishing"  # it did not wait for the bulk file
+    wait_for(lambda: states(db)[big.name] == ("published", 1_000_000), 120, "the bulk file")
+    assert not producer.errors
