@@ -27,7 +27,9 @@ def test_bench_smoke_produces_an_exact_report(
     assert len(reports) == 1
     result = json.loads(reports[0].read_text())
     assert result["pipeline"]["complete"] is True
-    assert result["exactness"]["trip_data_rows"] == 5000 + 200  # data + two latency probes
+    # data + two latency probes + the warm-up file
+    assert result["exactness"]["trip_data_rows"] == 5000 + 200 + 100
+    assert result["warmup_s"] > 0
     assert {
         k: v for k, v in result["exactness"].items() if isinstance(v, int) and k != "trip_data_rows"
     } == dict.fromkeys(
