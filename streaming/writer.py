@@ -122,6 +122,7 @@ class BatchWriter:
         table = batch_df.toArrow()
         if table.num_rows == 0:
             return
+        read_ms = int((time.monotonic() - started) * 1000)  # Spark: Kafka read + decode
         result = retry(
             lambda: self.write(table, batch_id, started),
             what=f"batch {batch_id}",
@@ -133,12 +134,15 @@ class BatchWriter:
             os.kill(os.getpid(), signal.SIGKILL)
         if self.trimmer is not None:
             self.trimmer.trim_before(result["start"])
+        total_ms = int((time.monotonic() - started) * 1000)
         logger.info(
-            "batch %s: %s rows in, %s new, %s ms%s",
+            "batch %s: %s rows in, %s new, %s ms (read %s, write %s)%s",
             batch_id,
             table.num_rows,
             result["rows_new"],
-            int((time.monotonic() - started) * 1000),
+            total_ms,
+            read_ms,
+            total_ms - read_ms,
             " (replay: already committed)" if result["replay"] else "",
         )
 
