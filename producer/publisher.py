@@ -1,8 +1,9 @@
 """Publish chunks to Kafka with acks=all; a file counts as sent only when all are acked.
 
-Partitions: the last one is the express lane for small files (read first by the source,
-so a small file does not queue behind a bulk load); bulk files spread over the others by
-file id, so one file's chunks stay in order in one partition.
+Partitions: the last one is the express lane for small files (read by its own streaming
+query, or first by a single one, so a small file does not queue behind a bulk load); bulk
+files spread over the others by file id, so one file's chunks stay in order in one
+partition.
 """
 
 from __future__ import annotations
