@@ -100,3 +100,17 @@ def test_app_services_share_settings_keys_with_the_embedded_path() -> None:
     for key in ("TRIPSTREAM_DATABASE_URL", "TRIPSTREAM_KAFKA_BOOTSTRAP", "TRIPSTREAM_SPARK_MASTER"):
         assert key in env
     assert Path(PROJECT_ROOT / "config" / "defaults.toml").exists()
+
+
+def test_queries_read_as_the_read_only_role_with_a_password_from_env() -> None:
+    app_env = SERVICES["streaming"]["environment"]
+    reader = app_env["TRIPSTREAM_DATABASE_READER_URL"]
+    assert reader.startswith("postgresql://tripstream_reader:${READER_PASSWORD")
+    assert "${READER_PASSWORD" in SERVICES["postgres"]["environment"]["READER_PASSWORD"]
+    assert "READER_PASSWORD=" in (PROJECT_ROOT / ".env.example").read_text()
+    # the postgres image runs executable *.sh init scripts; it must set that password
+    script = PROJECT_ROOT / "sql" / "schema" / "900_reader_password.sh"
+    assert script.stat().st_mode & 0o111
+    assert "ALTER ROLE tripstream_reader PASSWORD :'pw'" in script.read_text()
+    assert any(v.startswith("./sql/schema:") for v in SERVICES["postgres"]["volumes"])
+    assert "settings.database.reader" in (PROJECT_ROOT / "notebooks/live_results.ipynb").read_text()
