@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 from streaming.job import Lane, plan_lanes
 from tripstream.settings import Settings, load_settings
 
 
-def _settings(**streaming: object) -> Settings:
+def _settings(**streaming: Any) -> Settings:
     s = load_settings({"TRIPSTREAM_STREAMING_CHECKPOINT_DIR": "/cp"})
     return s.replace(streaming=dataclasses.replace(s.streaming, **streaming))
 
