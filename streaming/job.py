@@ -24,7 +24,7 @@ from kafka import KafkaConsumer
 from pyspark.sql import SparkSession
 
 from streaming.connector import connector_stream
-from streaming.source import TripKafkaDataSource
+from streaming.source import TripKafkaDataSource, lane_source
 from streaming.trim import BrokerTrimmer
 from streaming.writer import BatchWriter
 from tripstream.db import apply_schema, retry
@@ -126,8 +126,11 @@ def start_query(
     if s.source_format == "kafka":  # the JVM connector, when its jar is on the classpath
         stream = connector_stream(session, settings, lane.partitions)
     elif s.source_format == "tripkafka":
+        # a fresh registration per lane (and per restart): see lane_source
+        source = lane_source(lane.name)
+        session.dataSource.register(source)
         stream = (
-            session.readStream.format("tripkafka")
+            session.readStream.format(source.format_name)
             .option("bootstrap", settings.kafka.bootstrap)
             .option("topic", settings.kafka.topic)
             .option("partitions", ",".join(map(str, lane.partitions)))

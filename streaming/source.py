@@ -253,12 +253,28 @@ def read_range(bootstrap: list[str], topic: str, rng: OffsetRange) -> Iterator[p
 class TripKafkaDataSource(DataSource):
     """`spark.readStream.format("tripkafka").option("bootstrap", ...).option("topic", ...)`."""
 
+    format_name = "tripkafka"
+
     @classmethod
     def name(cls) -> str:
-        return "tripkafka"
+        return cls.format_name
 
     def schema(self) -> str:
         return SPARK_SCHEMA
 
     def streamReader(self, schema: Any) -> DataSourceStreamReader:  # noqa: N802
         return TripKafkaStreamReader(dict(self.options))
+
+
+def lane_source(lane: str) -> type[TripKafkaDataSource]:
+    """The source under its own format name for one lane's query ("tripkafka_express").
+
+    Spark gives every query of a registered Python data source the same environment map
+    (UserDefinedPythonDataSource.createPythonFunction reuses the registered function's
+    envVars) and writes into it when a streaming query starts
+    (PythonStreamingSourceRunner.init). With two queries on one registration, one query
+    starting while the other serialises its tasks tore that map: executors failed with
+    java.io.OptionalDataException on every retry and restart. A registration per lane gives
+    each query a map of its own."""
+    name = "tripkafka_" + lane.replace("-", "_")
+    return type(f"TripKafkaDataSource_{name}", (TripKafkaDataSource,), {"format_name": name})

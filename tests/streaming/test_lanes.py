@@ -6,7 +6,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from streaming.job import Lane, plan_lanes
+from streaming.source import lane_source
 from tripstream.settings import Settings, load_settings
 
 
@@ -41,3 +44,21 @@ def test_one_query_over_the_whole_topic_without_the_lane() -> None:
     s = _settings()
     no_lane = s.replace(kafka=dataclasses.replace(s.kafka, express_lane_bytes=0))
     assert plan_lanes(no_lane, [0, 1, 2, 3]) == single
+
+
+@pytest.mark.integration
+def test_each_lane_registers_its_source_with_an_environment_of_its_own(spark: Any) -> None:
+    """Spark writes into a registered Python source's environment map when a query
+    starts; two lanes sharing one map tore each other's task serialization."""
+    express, bulk = lane_source("express"), lane_source("bulk-0")
+    assert (express.name(), bulk.name()) == ("tripkafka_express", "tripkafka_bulk_0")
+    for source in (express, bulk):
+        spark.dataSource.register(source)
+    manager = spark._jsparkSession.sessionState().dataSourceManager()
+
+    def env(name: str) -> Any:
+        return manager.lookupDataSource(name).dataSourceCls().envVars()
+
+    env("tripkafka_express").put("TRIPSTREAM_LANE_PROBE", "express")
+    assert env("tripkafka_express").get("TRIPSTREAM_LANE_PROBE") == "express"
+    assert not env("tripkafka_bulk_0").containsKey("TRIPSTREAM_LANE_PROBE")
