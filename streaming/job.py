@@ -24,7 +24,7 @@ from kafka import KafkaConsumer
 from pyspark.sql import SparkSession
 
 from streaming.connector import connector_stream
-from streaming.source import TripKafkaDataSource, lane_source
+from streaming.source import lane_source
 from streaming.trim import BrokerTrimmer
 from streaming.writer import BatchWriter
 from tripstream.db import apply_schema, retry
@@ -53,8 +53,7 @@ def build_session(settings: Settings, app: str = "tripstream-streaming") -> Spar
         .config("spark.scheduler.mode", "FAIR")
         .getOrCreate()
     )
-    session.dataSource.register(TripKafkaDataSource)
-    return session
+    return session  # start_query registers the Python source, one registration per lane
 
 
 @dataclass(frozen=True)
@@ -74,22 +73,24 @@ def plan_lanes(settings: Settings, partitions: list[int]) -> list[Lane]:
     shared round-robin by `bulk_queries` queries."""
     s, k = settings.streaming, settings.kafka
     if not (s.express_query and k.express_lane_bytes > 0 and len(partitions) >= 2):
-        return [Lane("trips", (), s.checkpoint_dir, s.trigger_seconds)]
+        return [whole_topic(settings)]
     bulk = sorted(partitions)[:-1]
     groups = max(1, min(s.bulk_queries, len(bulk)))
+    names = [f"bulk-{g}" if groups > 1 else "bulk" for g in range(groups)]
     lanes = [
-        Lane(
-            f"bulk-{g}" if groups > 1 else "bulk",
-            tuple(bulk[g::groups]),
-            s.checkpoint_dir / (f"bulk-{g}" if groups > 1 else "bulk"),
-            s.trigger_seconds,
-        )
-        for g in range(groups)
+        Lane(name, tuple(bulk[g::groups]), s.checkpoint_dir / name, s.trigger_seconds)
+        for g, name in enumerate(names)
     ]
     express = Lane(
         "express", (max(partitions),), s.checkpoint_dir / "express", s.express_trigger_seconds
     )
     return [express, *lanes]
+
+
+def whole_topic(settings: Settings, checkpoint: Path | None = None) -> Lane:
+    """The single query over every partition (no express lane)."""
+    s = settings.streaming
+    return Lane("trips", (), checkpoint or s.checkpoint_dir, s.trigger_seconds)
 
 
 def broker_partitions(settings: Settings) -> list[int]:
@@ -121,7 +122,7 @@ def start_query(
 ) -> Any:
     """Start one streaming query (by default over the whole topic); returns it."""
     s = settings.streaming
-    lane = lane or Lane("trips", (), checkpoint or s.checkpoint_dir, s.trigger_seconds)
+    lane = lane or whole_topic(settings, checkpoint)
     writer = writer or make_writer(settings, lane.checkpoint)
     if s.source_format == "kafka":  # the JVM connector, when its jar is on the classpath
         stream = connector_stream(session, settings, lane.partitions)
