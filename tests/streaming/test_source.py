@@ -53,7 +53,7 @@ def test_options_arrive_lower_cased_and_still_apply() -> None:
     )
     assert reader.getDefaultReadLimit() == ReadMaxRows(40)
     assert reader.min_partitions == 2
-    reader._ends = lambda start, limit: {"0": 40, "1": 40, "2": 0, "3": 71}  # type: ignore[method-assign]
+    reader._ends = lambda start, force=False: {"0": 40, "1": 40, "2": 0, "3": 71}  # type: ignore[method-assign,misc]
     start = {"0": 0, "1": 0, "2": 0, "3": 0}
     assert sum(reader.latestOffset(start, ReadMaxRows(40)).values()) == 40
     # a processing-time trigger stays bounded even if the engine says ReadAllAvailable
