@@ -26,7 +26,7 @@ import psycopg2.extras
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from streaming.counts import aggregates
+from streaming.counts import FINE_CELLS_PER_DEGREE, aggregates, cell
 from streaming.trim import BrokerTrimmer
 from tripstream import SQL_DIR, records
 from tripstream.db import connect, retry
@@ -79,6 +79,21 @@ def with_timestamp(rows: pa.Table) -> pa.Table:
     return rows.set_column(
         rows.schema.get_field_index("date_time"), "date_time", pc.cast(micros, pa.timestamp("us"))
     )
+
+
+def in_cell_order(rows: pa.Table) -> pa.Table:
+    """The rows sorted by trip_data's fine-cell index key: COPY then inserts the index
+    entries in key order, each leaf page touched once per batch instead of once per row
+    (the COPY took a third less time on 3M rows). Row identity is (file id, line), not the
+    position, so the order is free."""
+    keys = pa.table(
+        {
+            "cx": cell(rows.column("origin_lon"), FINE_CELLS_PER_DEGREE),
+            "cy": cell(rows.column("origin_lat"), FINE_CELLS_PER_DEGREE),
+        }
+    )
+    order = pc.sort_indices(keys, sort_keys=[("cx", "ascending"), ("cy", "ascending")])
+    return rows.take(order)
 
 
 def batch_offsets(table: pa.Table) -> dict[str, dict[str, int]]:
@@ -191,7 +206,7 @@ class BatchWriter:
         rows = rows.append_column("batch_id", pa.array([batch_id] * rows.num_rows, pa.int64()))
         files: list[dict[str, Any]] = []
         if rows.num_rows:
-            _copy(cur, with_timestamp(rows), "public.trip_data", TRIP_COLUMNS)
+            _copy(cur, with_timestamp(in_cell_order(rows)), "public.trip_data", TRIP_COLUMNS)
             cur.execute(_sql("temp_tables"))
             for name, counts in aggregates(rows).items():
                 _copy(cur, counts, f"tmp_{name}", COUNT_COLUMNS[name])
