@@ -4,8 +4,9 @@ a machine that reaches Maven Central, or on Dataproc/EMR). Selected by
 `streaming.source_format = "kafka"`; the Python source ("tripkafka") is the tested default.
 
 The connector yields one row per Kafka record (value, headers, partition, offset,
-timestamp); `decode_records` turns them into the rows of the same schema as the Python
-source, so the foreachBatch writer is the same and exactly-once works the same way.
+timestamp); `to_records` turns them into the record rows the Python source yields
+(tripstream/records.py), so the foreachBatch writer is the same and exactly-once works the
+same way.
 """
 
 from __future__ import annotations
@@ -17,22 +18,23 @@ from typing import Any
 import pyarrow as pa
 
 from tripstream.errors import SetupError
-from tripstream.records import ARROW_SCHEMA, SPARK_SCHEMA, decode
+from tripstream.records import RECORD_ARROW_SCHEMA, RECORD_SCHEMA, record
 from tripstream.settings import Settings
 
 
-def decode_records(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+def to_records(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     """mapInArrow function: connector rows (value, headers, partition, offset, timestamp)
-    -> trip rows (ARROW_SCHEMA). Runs on the executors."""
+    -> record rows (RECORD_ARROW_SCHEMA). Runs on the executors."""
     for batch in batches:
         out = []
         for r in batch.to_pylist():
             headers = [(h["key"], bytes(h["value"])) for h in r["headers"] or []]
             ts = r["timestamp"]
             ts_ms = int(ts.timestamp() * 1000) if ts is not None else 0
-            out.append(decode(bytes(r["value"]), headers, r["partition"], r["offset"], ts_ms))
+            out.append(record(bytes(r["value"]), headers, r["partition"], r["offset"], ts_ms))
         if out:
-            yield pa.Table.from_batches(out, schema=ARROW_SCHEMA).combine_chunks().to_batches()[0]
+            table = pa.Table.from_batches(out, schema=RECORD_ARROW_SCHEMA).combine_chunks()
+            yield from table.to_batches()
 
 
 def connector_stream(session: Any, settings: Settings, partitions: tuple[int, ...] = ()) -> Any:
@@ -62,5 +64,5 @@ def connector_stream(session: Any, settings: Settings, partitions: tuple[int, ..
             "version>, or TRIPSTREAM_STREAMING_SOURCE_FORMAT=tripkafka."
         ) from e
     return raw.select("value", "headers", "partition", "offset", "timestamp").mapInArrow(
-        decode_records, SPARK_SCHEMA
+        to_records, RECORD_SCHEMA
     )

@@ -4,8 +4,8 @@ Spark's JVM Kafka connector cannot be installed here, so this reads Kafka with k
 - offsets are plain dicts {"<partition>": <next offset>}, JSON-able and checkpointed by Spark;
 - `partitions(start, end)` cuts exact offset ranges (split so that every executor works);
 - `read(range)` runs on an executor, opens its own consumer, `assign` + `seek`, and yields
-  one Arrow RecordBatch per Kafka record (a chunk of rows): replaying a range gives the same
-  rows;
+  one Arrow row per Kafka record (a chunk of rows, decoded by the writer: records.py):
+  replaying a range gives the same records;
 - `latestOffset(start, limit)` honours ReadMaxRows, whose unit here is Kafka records
   (option maxRecordsPerTrigger), and Trigger.AvailableNow via SupportsTriggerAvailableNow.
 End offsets are probed, not trusted (Tansu under-reports them: tripstream/offsets.py).
@@ -34,7 +34,7 @@ from pyspark.sql.streaming.datasource import (
 )
 
 from tripstream.offsets import holds, probe_consumer, probe_ends, topic_partitions
-from tripstream.records import SPARK_SCHEMA, decode
+from tripstream.records import RECORD_SCHEMA, record
 
 logger = logging.getLogger(__name__)
 # A busy broker may answer slowly; only this long without records fails the task.
@@ -227,14 +227,12 @@ def read_range(bootstrap: list[str], topic: str, rng: OffsetRange) -> Iterator[p
         position, last_progress = rng.start, time.monotonic()
         while position < rng.end:
             records = consumer.poll(timeout_ms=500).get(tp, [])
-            for record in records:
-                if record.offset >= rng.end:
+            for msg in records:
+                if msg.offset >= rng.end:
                     return
-                position = record.offset + 1
-                if record.value:
-                    yield decode(
-                        record.value, record.headers, rng.partition, record.offset, record.timestamp
-                    )
+                position = msg.offset + 1
+                if msg.value:
+                    yield record(msg.value, msg.headers, rng.partition, msg.offset, msg.timestamp)
             if records:
                 last_progress = time.monotonic()
             elif time.monotonic() - last_progress > GONE_CHECK_S:
@@ -276,7 +274,7 @@ class TripKafkaDataSource(DataSource):
         return cls.format_name
 
     def schema(self) -> str:
-        return SPARK_SCHEMA
+        return RECORD_SCHEMA
 
     def streamReader(self, schema: Any) -> DataSourceStreamReader:  # noqa: N802
         return TripKafkaStreamReader(dict(self.options))

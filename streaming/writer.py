@@ -30,6 +30,7 @@ from streaming.counts import FINE_CELLS_PER_DEGREE, aggregates, cell
 from streaming.trim import BrokerTrimmer
 from tripstream import SQL_DIR, records
 from tripstream.db import connect, retry
+from tripstream.records import decode_records
 
 logger = logging.getLogger(__name__)
 # Fault injection for the exactly-once test: die right after Postgres committed batch N,
@@ -134,10 +135,10 @@ class BatchWriter:
 
     def __call__(self, batch_df: Any, batch_id: int) -> None:
         started = time.monotonic()
-        table = batch_df.toArrow()
+        table = decode_records(batch_df.toArrow())
         if table.num_rows == 0:
             return
-        read_ms = int((time.monotonic() - started) * 1000)  # Spark: Kafka read + decode
+        read_ms = int((time.monotonic() - started) * 1000)  # Spark's Kafka read + decoding
         result = retry(
             lambda: self.write(table, batch_id, started),
             what=f"batch {batch_id}",

@@ -9,9 +9,15 @@ from typing import Any, cast
 import pyarrow as pa
 import pytest
 
-from streaming.connector import decode_records
+from streaming.connector import to_records
 from tripstream.errors import SetupError
-from tripstream.records import ARROW_SCHEMA, chunk_headers, record_key
+from tripstream.records import (
+    ARROW_SCHEMA,
+    RECORD_ARROW_SCHEMA,
+    chunk_headers,
+    decode_records,
+    record_key,
+)
 from tripstream.settings import load_settings
 
 CHUNK = (
@@ -31,7 +37,7 @@ CONNECTOR_SCHEMA = pa.schema(
 )
 
 
-def test_connector_rows_decode_to_the_python_sources_rows() -> None:
+def test_connector_rows_become_the_python_sources_records_and_decode_to_rows() -> None:
     at = dt.datetime(2026, 11, 25, 9, 0, tzinfo=dt.UTC)
     batch = pa.RecordBatch.from_pylist(
         [
@@ -45,9 +51,12 @@ def test_connector_rows_decode_to_the_python_sources_rows() -> None:
         ],
         schema=CONNECTOR_SCHEMA,
     )
-    (out,) = list(decode_records(iter([batch])))
-    assert out.schema == ARROW_SCHEMA
-    rows = out.to_pylist()
+    (out,) = list(to_records(iter([batch])))
+    assert out.schema == RECORD_ARROW_SCHEMA
+    assert out.num_rows == 1 and out.column("payload")[0].as_py() == CHUNK
+    decoded = decode_records(pa.Table.from_batches([out]))
+    assert decoded.schema == ARROW_SCHEMA
+    rows = decoded.to_pylist()
     assert [r["line_no"] for r in rows] == [7, 8]
     assert {r["file_id"] for r in rows} == {99}
     assert {r["chunk_line"] for r in rows} == {7}
@@ -58,7 +67,7 @@ def test_connector_rows_decode_to_the_python_sources_rows() -> None:
 
 def test_an_empty_input_batch_yields_nothing() -> None:
     empty = pa.RecordBatch.from_pylist([], schema=CONNECTOR_SCHEMA)
-    assert list(decode_records(iter([empty]))) == []
+    assert list(to_records(iter([empty]))) == []
 
 
 def test_an_unknown_source_format_is_a_setup_error_naming_the_choices(tmp_path: Path) -> None:
