@@ -98,7 +98,7 @@ class ProducerSettings:
     max_field_length: int = 100
     compression: str = "zstd"
     linger_ms: int = 20
-    max_backlog_records: int = 200
+    max_backlog_records: int = 100
 
 
 @dataclass(frozen=True)
