@@ -66,6 +66,25 @@ class Lane:
     trigger_seconds: float
 
 
+@dataclass
+class RestartBackoff:
+    """Delay before restarting one lane's failed query: doubles with each failure up to
+    `cap`, and starts over once the query had run `healthy_s` before it failed (a broker
+    outage an hour ago does not make today's restart wait a minute)."""
+
+    first: float = 2.0
+    cap: float = 60.0
+    healthy_s: float = 300.0
+    _next: float = 0.0
+
+    def after_failure(self, ran_s: float) -> float:
+        if self._next == 0.0 or ran_s >= self.healthy_s:
+            self._next = self.first
+        delay = self._next
+        self._next = min(delay * 2, self.cap)
+        return delay
+
+
 def plan_lanes(settings: Settings, partitions: list[int]) -> list[Lane]:
     """The queries to run over the topic's partitions. Without the express lane: one query
     over the whole topic (in checkpoint_dir). With it: "express" reads the last partition
@@ -177,7 +196,8 @@ def main() -> int:
     # One writer (one Postgres connection, one admin client) per lane, for every restart.
     writers = {lane.name: make_writer(settings, lane.checkpoint) for lane in lanes}
     queries: dict[str, Any] = {}
-    delay, restart_at = 2.0, dict.fromkeys(writers, 0.0)
+    backoff = {name: RestartBackoff() for name in writers}
+    restart_at, started_at = dict.fromkeys(writers, 0.0), dict.fromkeys(writers, 0.0)
     while not stop.is_set():
         for lane in lanes:
             query = queries.get(lane.name)
@@ -186,6 +206,8 @@ def main() -> int:
             if query is not None:
                 # The query failed (e.g. a broker outage outlasted Spark's task retries).
                 # Writes are idempotent, so restarting from the checkpoint is safe.
+                ran_s = time.monotonic() - started_at[lane.name]
+                delay = backoff[lane.name].after_failure(ran_s)
                 logger.error(
                     "the %s query failed: %s; restarting from its checkpoint in %.0fs",
                     lane.name,
@@ -194,12 +216,12 @@ def main() -> int:
                 )
                 queries.pop(lane.name)
                 restart_at[lane.name] = time.monotonic() + delay
-                delay = min(delay * 2, 60.0)
             if time.monotonic() < restart_at[lane.name]:
                 continue
             queries[lane.name] = start_query(
                 session, settings, writer=writers[lane.name], lane=lane
             )
+            started_at[lane.name] = time.monotonic()
             logger.info(
                 "streaming %s partitions %s -> %s (checkpoint %s)",
                 settings.kafka.topic,
