@@ -326,18 +326,15 @@ def arrow_batch_of(
 
     from producer.chunks import build_chunk
     from producer.reader import line_blocks
-    from tripstream.records import chunk_headers, decode
+    from tripstream.records import decode_payload, record_key
 
     batches = []
     for i, (first, block) in enumerate(line_blocks(path, chunk_rows)):
         chunk = build_chunk(first, block, name=path.name, max_len=100)
         if chunk.rows:
             batches.append(
-                decode(
-                    chunk.payload,
-                    chunk_headers(file_id, first, chunk.rows),
-                    partition,
-                    first_offset + i,
+                decode_payload(
+                    chunk.payload, file_id, first, record_key(partition, first_offset + i), 0
                 )
             )
     return pa.Table.from_batches(batches)

@@ -145,23 +145,6 @@ def decode_payload(
     return pa.RecordBatch.from_arrays(columns, schema=ARROW_SCHEMA)
 
 
-def decode(
-    value: bytes,
-    headers: Sequence[tuple[str, bytes]],
-    partition: int,
-    offset: int,
-    timestamp_ms: int = 0,
-) -> pa.RecordBatch:
-    """Parse one Kafka record into its rows (ARROW_SCHEMA)."""
-    return decode_payload(
-        value,
-        int(header(headers, "file_id")),
-        int(header(headers, "first_line")),
-        record_key(partition, offset),
-        timestamp_ms,
-    )
-
-
 def decode_records(records: pa.Table) -> pa.Table:
     """The rows (ARROW_SCHEMA) of a batch of records (RECORD_ARROW_SCHEMA)."""
     columns = [

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from producer.chunks import build_chunk
 from producer.validate import parse_row
 from tripstream.errors import RowError
-from tripstream.records import decode
+from tripstream.records import decode_payload
 
 GOOD = b"Turin,POINT (7.67 44.99),POINT (7.72 45.06),2018-05-21 02:54:04,baba_car\n"
 
@@ -26,7 +26,7 @@ def test_good_and_bad_lines_split_exactly() -> None:
     chunk = build_chunk(2, lines, name="mix.csv", max_len=100)
     assert chunk.rows == 3
     assert {e.line for e in chunk.errors} == {3, 5, 6, 7}
-    batch = decode(chunk.payload, [("file_id", b"1"), ("first_line", b"2")], 0, 0)
+    batch = decode_payload(chunk.payload, file_id=1, first_line=2, key=0, timestamp_ms=0)
     assert batch.column("line_no").to_pylist() == [2, 4, 8]
     assert batch.column("region").to_pylist() == ["Turin", "Turin, IT", "Turin"]
     assert batch.column("date_time").to_pylist()[2] == "2018-05-21 02:54:04"
@@ -82,7 +82,7 @@ def test_fast_path_accepts_exactly_what_the_row_validator_accepts(rows: list[tup
         except RowError:
             pass
     got = (
-        decode(chunk.payload, [("file_id", b"1"), ("first_line", b"2")], 0, 0)
+        decode_payload(chunk.payload, file_id=1, first_line=2, key=0, timestamp_ms=0)
         .column("line_no")
         .to_pylist()
         if chunk.rows
