@@ -9,7 +9,7 @@ The record key is the file id, so one file's chunks stay ordered in one partitio
 
 Spark carries the records, not their rows: the source yields one row per Kafka record
 (RECORD_SCHEMA, the chunk's CSV as `payload`) and the foreachBatch writer decodes the
-batch's records into trip rows (ROW_SCHEMA) with pyarrow. Carrying 200k trip rows through
+batch's records into trip rows (ARROW_SCHEMA) with pyarrow. Carrying 200k trip rows through
 the JVM (Arrow to Spark rows on the executors and back to Arrow for the driver) had cost
 about 22 us of CPU per row, more than the Postgres writer's share.
 """

@@ -46,7 +46,6 @@ def test_one_query_over_the_whole_topic_without_the_lane() -> None:
     assert plan_lanes(no_lane, [0, 1, 2, 3]) == single
 
 
-@pytest.mark.integration
 def test_restart_backoff_doubles_to_its_cap_and_starts_over_after_a_healthy_run() -> None:
     backoff = RestartBackoff(first=2.0, cap=10.0, healthy_s=300.0)
     assert [backoff.after_failure(ran_s=5.0) for _ in range(5)] == [2.0, 4.0, 8.0, 10.0, 10.0]
@@ -54,6 +53,7 @@ def test_restart_backoff_doubles_to_its_cap_and_starts_over_after_a_healthy_run(
     assert backoff.after_failure(ran_s=1.0) == 4.0
 
 
+@pytest.mark.integration
 def test_each_lane_registers_its_source_with_an_environment_of_its_own(spark: Any) -> None:
     """Spark writes into a registered Python source's environment map when a query
     starts; two lanes sharing one map tore each other's task serialization."""
