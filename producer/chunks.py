@@ -22,6 +22,7 @@ from tripstream.records import ARROW_TYPES, COLUMNS, Row
 
 _POINT_RE = "(?i)" + POINT_RE  # RE2 spelling of re.IGNORECASE
 _TS_FORMAT = "%Y-%m-%d %H:%M:%S"
+_TS_SHAPE = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"
 _MIN_TS, _MAX_TS = -2208988800, 4133980799  # 1900-01-01 .. 2100-12-31 23:59:59 UTC
 
 
@@ -90,18 +91,7 @@ def _fast(lines: list[Line], max_len: int) -> tuple[pa.Table, list[Line]]:
     olon, olat, o_ok = _points(cols["origin_coord"])
     dlon, dlat, d_ok = _points(cols["destination_coord"])
     when = pc.utf8_trim_whitespace(cols["datetime"])
-    stamp = pc.strptime(when, format=_TS_FORMAT, unit="s", error_is_null=True)
-    ts = pc.cast(stamp, pa.int64())
-    normalised = pc.strftime(stamp, format=_TS_FORMAT)
-    # strptime rolls impossible dates over (2018-02-30 -> 2018-03-02): accept a timestamp
-    # only if it prints back as the very text it came from; the rest goes to the slow path.
-    ts_ok = pc.fill_null(
-        pc.and_(
-            pc.equal(normalised, when),
-            pc.and_(pc.greater_equal(ts, _MIN_TS), pc.less_equal(ts, _MAX_TS)),
-        ),
-        False,
-    )
+    ts, ts_ok = _timestamps(when)
     ok = pc.and_(
         pc.and_(o_ok, d_ok),
         pc.and_(
@@ -116,7 +106,7 @@ def _fast(lines: list[Line], max_len: int) -> tuple[pa.Table, list[Line]]:
             "region": cols["region"],
             "origin_coord": cols["origin_coord"],
             "destination_coord": cols["destination_coord"],
-            "date_time": normalised,
+            "date_time": when,
             "datasource": cols["datasource"],
             "origin_lon": olon,
             "origin_lat": olat,
@@ -128,6 +118,28 @@ def _fast(lines: list[Line], max_len: int) -> tuple[pa.Table, list[Line]]:
     ok_list = ok.to_pylist()
     rest.extend(item for item, accepted in zip(simple, ok_list, strict=True) if not accepted)
     return good, rest
+
+
+def _timestamps(when: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Epoch seconds of 'YYYY-MM-DD HH:MM:SS' texts, and which texts are exact and in range.
+
+    strptime takes '2018-5-4 1:2:3' and rolls impossible values over (2018-02-30 ->
+    2018-03-02, second 60 -> the next minute). A text is accepted only if it has the exact
+    shape and its day and second survive the parse: then it prints back as itself, so it is
+    already the normalised date_time. Printing every stamp back (strftime) to compare had
+    cost 0.9 us per row, a fifth of the producer's validation.
+    """
+    stamp = pc.strptime(when, format=_TS_FORMAT, unit="s", error_is_null=True)
+    ts = pc.cast(stamp, pa.int64())
+    shaped = pc.match_substring_regex(when, _TS_SHAPE)
+    digits = pc.if_else(shaped, when, "1970-01-01 00:00:00")  # every slice casts
+
+    def field(start: int) -> pa.Array:
+        return pc.cast(pc.utf8_slice_codeunits(digits, start, start + 2), pa.int64())
+
+    same = pc.and_(pc.equal(field(8), pc.day(stamp)), pc.equal(field(17), pc.second(stamp)))
+    in_range = pc.and_(pc.greater_equal(ts, _MIN_TS), pc.less_equal(ts, _MAX_TS))
+    return ts, pc.fill_null(pc.and_(pc.and_(shaped, same), in_range), False)
 
 
 def _empty() -> pa.Table:

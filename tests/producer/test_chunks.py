@@ -43,13 +43,16 @@ def test_impossible_calendar_dates_are_quarantined() -> None:
                 "2020-02-29 00:00:00",
                 "2018-04-31 23:59:59",
                 "2018-05-28 24:00:00",
+                "2018-05-28 10:00:60",
+                "2018-05-28 10:00:61",
+                "2018-05-28 10:60:00",
             ],
             start=2,
         )
     ]
     chunk = build_chunk(2, lines, name="dates.csv", max_len=100)
     assert chunk.rows == 1
-    assert sorted(e.line for e in chunk.errors) == [2, 3, 5, 6]
+    assert sorted(e.line for e in chunk.errors) == [2, 3, 5, 6, 7, 8, 9]
     assert all("not a valid date" in e.reason for e in chunk.errors)
 
 
@@ -59,7 +62,9 @@ label = st.text(
 coord = st.one_of(st.floats(-200, 200), st.sampled_from(["x", "NaN", "", "1e400"]))
 stamp = st.one_of(
     st.datetimes().map(lambda d: d.strftime("%Y-%m-%d %H:%M:%S")),
-    st.sampled_from(["2018-02-30 01:00:00", "2018-1-1 1:1:1", "bad"]),
+    st.sampled_from(
+        ["2018-02-30 01:00:00", "2018-1-1 1:1:1", "2018-01-01 01:01:60", "01:01:01", "bad"]
+    ),
 )
 
 
