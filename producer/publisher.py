@@ -15,7 +15,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from tripstream.errors import TransientError
-from tripstream.records import chunk_headers
+from tripstream.records import chunk_headers, encode_payload
 from tripstream.settings import KafkaSettings, ProducerSettings
 
 logger = logging.getLogger(__name__)
@@ -24,11 +24,13 @@ logger = logging.getLogger(__name__)
 class Publisher:
     def __init__(self, kafka: KafkaSettings, producer: ProducerSettings) -> None:
         self.topic = kafka.topic
+        self.codec = producer.compression or "none"
+        encode_payload(b"", self.codec)  # an unknown codec fails here, at start
         try:
             self._producer = KafkaProducer(
                 bootstrap_servers=kafka.bootstrap.split(","),
                 acks="all",
-                compression_type=producer.compression or None,
+                compression_type=None,  # the payload itself is compressed (records.py)
                 linger_ms=producer.linger_ms,
                 batch_size=1 << 20,
                 max_request_size=16 << 20,
@@ -58,7 +60,7 @@ class Publisher:
             future = self._producer.send(
                 self.topic,
                 key=str(file_id).encode(),
-                value=payload,
+                value=encode_payload(payload, self.codec),
                 headers=chunk_headers(file_id, first_line, rows),
                 partition=self._partition(file_id, express),
             )

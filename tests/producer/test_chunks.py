@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from producer.chunks import build_chunk
 from producer.validate import parse_row
 from tripstream.errors import RowError
-from tripstream.records import decode_payload
+from tripstream.records import ZSTD_MAGIC, decode_payload, encode_payload
 
 GOOD = b"Turin,POINT (7.67 44.99),POINT (7.72 45.06),2018-05-21 02:54:04,baba_car\n"
 
@@ -54,6 +55,24 @@ def test_impossible_calendar_dates_are_quarantined() -> None:
     assert chunk.rows == 1
     assert sorted(e.line for e in chunk.errors) == [2, 3, 5, 6, 7, 8, 9]
     assert all("not a valid date" in e.reason for e in chunk.errors)
+
+
+@pytest.mark.parametrize("codec", ["zstd", "none"])
+def test_payload_codecs_decode_to_the_same_rows(codec: str) -> None:
+    lines = [
+        (n, f"R,POINT (1 {n}),POINT (3 4),2018-05-04 01:02:03,s\n".encode()) for n in range(2, 50)
+    ]
+    csv = build_chunk(2, lines, name="c.csv", max_len=100).payload
+    value = encode_payload(csv, codec)
+    assert (value[:4] == ZSTD_MAGIC) == (codec == "zstd")
+    assert len(value) < len(csv) / 2 if codec == "zstd" else value == csv
+    batch = decode_payload(value, file_id=1, first_line=2, key=0, timestamp_ms=0)
+    assert batch.column("origin_lat").to_pylist() == [float(n) for n in range(2, 50)]
+
+
+def test_an_unknown_payload_codec_is_named() -> None:
+    with pytest.raises(ValueError, match="unknown payload codec 'snappy': use one of zstd, none"):
+        encode_payload(b"", "snappy")
 
 
 label = st.text(
