@@ -152,13 +152,15 @@ class BatchWriter:
             self.trimmer.trim_before(result["start"])
         total_ms = int((time.monotonic() - started) * 1000)
         logger.info(
-            "batch %s: %s rows in, %s new, %s ms (read %s, write %s)%s",
+            "batch %s: %s rows in, %s new, %s ms (read %s, write %s: copy %s, counts %s)%s",
             batch_id,
             table.num_rows,
             result["rows_new"],
             total_ms,
             read_ms,
             total_ms - read_ms,
+            result["copy_ms"],
+            result["counts_ms"],
             " (replay: already committed)" if result["replay"] else "",
         )
 
@@ -193,7 +195,13 @@ class BatchWriter:
         )
         previous = cur.fetchone()
         if previous is not None and previous[0] == offsets:
-            return {"rows_new": 0, "replay": True, "start": offsets["start"]}
+            return {
+                "rows_new": 0,
+                "replay": True,
+                "start": offsets["start"],
+                "copy_ms": 0,
+                "counts_ms": 0,
+            }
         chosen = choose_records(table)
         claimed = psycopg2.extras.execute_values(
             cur,
@@ -206,12 +214,15 @@ class BatchWriter:
         rows = table.filter(pc.is_in(table.column("record_key"), pa.array(keep, pa.int64())))
         rows = rows.append_column("batch_id", pa.array([batch_id] * rows.num_rows, pa.int64()))
         files: list[dict[str, Any]] = []
+        before_copy = copied = counted = time.monotonic()
         if rows.num_rows:
             _copy(cur, with_timestamp(in_cell_order(rows)), "public.trip_data", TRIP_COLUMNS)
+            copied = time.monotonic()
             cur.execute(_sql("temp_tables"))
             for name, counts in aggregates(rows).items():
                 _copy(cur, counts, f"tmp_{name}", COUNT_COLUMNS[name])
             cur.execute(_sql("upsert_counts"))
+            counted = time.monotonic()
             per_file = (
                 rows.group_by("file_id", use_threads=False)
                 .aggregate([("line_no", "count")])
@@ -249,7 +260,13 @@ class BatchWriter:
             "files": files[:20],
         }
         cur.execute("SELECT pg_notify('tripstream_status', %s)", (json.dumps(note),))
-        return {"rows_new": rows.num_rows, "replay": False, "start": offsets["start"]}
+        return {
+            "rows_new": rows.num_rows,
+            "replay": False,
+            "start": offsets["start"],
+            "copy_ms": int((copied - before_copy) * 1000),
+            "counts_ms": int((counted - copied) * 1000),
+        }
 
     def close(self) -> None:
         if self._conn is not None:
