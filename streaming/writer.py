@@ -1,11 +1,12 @@
 """foreachBatch sink: one Postgres transaction per micro-batch, idempotent by construction.
 
 In one transaction: (1) the ledger row of (checkpoint, batch id) is checked: a replay of
-the same offsets is a no-op; (2) the batch's chunks are claimed in `ingested_chunks`
-(file id, first line): chunks committed before (replays, re-published or re-dropped files)
-are dropped, so no (file id, line) row is inserted twice; (3) the new rows are COPYed into
-trip_data; (4) their counts are added to the live count tables; (5) file progress and the
-ledger row are written; (6) pg_notify announces the batch. All or nothing.
+the same offsets is a no-op; the batch's partition of trip_data is made ready; (2) the
+batch's chunks are claimed in `ingested_chunks` (file id, first line): chunks committed
+before (replays, re-published or re-dropped files) are dropped, so no (file id, line) row
+is inserted twice; (3) the new rows are COPYed into trip_data; (4) their counts are added
+to the live count tables; (5) file progress and the ledger row are written; (6) pg_notify
+announces the batch. All or nothing.
 """
 
 from __future__ import annotations
@@ -202,6 +203,8 @@ class BatchWriter:
                 "copy_ms": 0,
                 "counts_ms": 0,
             }
+        # The batch's partition of trip_data, created on first use (sql/schema/002).
+        cur.execute("SELECT public.trip_data_partition_for(%s)", (batch_id,))
         chosen = choose_records(table)
         claimed = psycopg2.extras.execute_values(
             cur,

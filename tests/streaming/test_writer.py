@@ -85,3 +85,22 @@ def test_failed_batch_leaves_nothing_behind(settings: Settings, db: Any, sample_
         db.execute(f"SELECT count(*) FROM {name}")  # noqa: S608 - fixed table names
         assert db.fetchone() == (0,), name
     assert writer.write(table, 0, time.monotonic())["rows_new"] == 100
+
+
+def test_batches_land_in_partitions_of_fifty_batch_ids(
+    settings: Settings, db: Any, sample_csv: Path
+) -> None:
+    register(db, 21, 100)
+    register(db, 22, 100)
+    writer = BatchWriter(settings.database.url, "ckpt-parts")
+    writer.write(batch_of(sample_csv, 21), 49, time.monotonic())
+    writer.write(batch_of(sample_csv, 22), 50, time.monotonic())
+    writer.close()
+    db.execute(
+        "SELECT tableoid::regclass::text, min(batch_id), count(*) FROM trip_data"
+        " GROUP BY 1 ORDER BY 2"
+    )
+    assert db.fetchall() == [("trip_data_b0", 49, 100), ("trip_data_b50", 50, 100)]
+    db.execute("SELECT public.trip_data_partition_for(-1)")  # a negative id has its range too
+    assert db.fetchone() == ("trip_data_bm50",)
+    assert set(recount_differences(db).values()) == {0}
