@@ -18,7 +18,15 @@ CREATE TABLE IF NOT EXISTS datasource_day_counts (
 );
 
 -- "Similar trips": origin cell, destination cell (0.01-degree grid: floor(coord * 100))
--- and time-of-day bucket (hour of day, 0-23).
+-- and time-of-day bucket (hour of day, 0-23). The groups are nearly as many as the trips,
+-- and most stay small: `top_trips` repeats `trips` only once a group reaches
+-- similar_top_floor() trips, and only that column is indexed for "largest groups first".
+-- An update that leaves a group below the floor changes no indexed column, so Postgres
+-- makes it in place (a HOT update: no index entry, room kept by the fillfactor). An index
+-- on `trips` itself made every update write two index entries.
+CREATE OR REPLACE FUNCTION similar_top_floor() RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT 10::bigint';
+
 CREATE TABLE IF NOT EXISTS similar_trip_counts (
     origin_cx   integer  NOT NULL,
     origin_cy   integer  NOT NULL,
@@ -26,8 +34,24 @@ CREATE TABLE IF NOT EXISTS similar_trip_counts (
     dest_cy     integer  NOT NULL,
     hour_of_day smallint NOT NULL,
     trips       bigint   NOT NULL,
+    top_trips   bigint   CHECK (top_trips IS NOT DISTINCT FROM
+                                CASE WHEN trips >= similar_top_floor() THEN trips END),
     PRIMARY KEY (origin_cx, origin_cy, dest_cx, dest_cy, hour_of_day)
-);
+) WITH (fillfactor = 85);
+
+-- A database made before top_trips: add the column, fill it, drop the old index (once).
+DO $$
+BEGIN
+    IF to_regclass('public.similar_trip_counts_trips') IS NOT NULL THEN
+        ALTER TABLE similar_trip_counts ADD COLUMN IF NOT EXISTS top_trips bigint;
+        UPDATE similar_trip_counts SET top_trips = trips WHERE trips >= similar_top_floor();
+        ALTER TABLE similar_trip_counts ADD CONSTRAINT similar_trip_counts_top_trips_check
+            CHECK (top_trips IS NOT DISTINCT FROM
+                   CASE WHEN trips >= similar_top_floor() THEN trips END);
+        ALTER TABLE similar_trip_counts SET (fillfactor = 85);
+        DROP INDEX similar_trip_counts_trips;
+    END IF;
+END $$;
 
 -- Trips by origin in the fine 0.001-degree grid (floor(coord * 1000)) per ISO week
 -- (week_start = the Monday). Cells fully inside a bounding box are summed from here.
@@ -49,4 +73,5 @@ CREATE TABLE IF NOT EXISTS region_datasource_counts (
 );
 
 -- `tripstream query similar` reads the largest groups first without sorting them all.
-CREATE INDEX IF NOT EXISTS similar_trip_counts_trips ON similar_trip_counts (trips DESC);
+CREATE INDEX IF NOT EXISTS similar_trip_counts_top ON similar_trip_counts (top_trips DESC)
+    WHERE top_trips IS NOT NULL;

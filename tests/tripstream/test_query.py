@@ -8,10 +8,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import psycopg2
 import pytest
 
 from tests.conftest import load_through_writer
 from tripstream.cli import build_parser, main
+from tripstream.db import load_query
 from tripstream.generate import generate_files
 from tripstream.query import answer
 from tripstream.settings import Settings
@@ -85,6 +87,28 @@ def test_similar_groups_largest_first(sample_loaded: Settings) -> None:
     assert sum(trips) == 100 and trips == sorted(trips, reverse=True)
 
 
+def test_similar_reads_its_top_index_and_falls_back_exactly(settings: Settings, db: Any) -> None:
+    # 30 groups of 1..30 trips (21 reach the floor of 10 and carry top_trips), and 20,000
+    # single trips, enough for the planner to prefer the index.
+    for n in range(1, 31):
+        db.execute(
+            "INSERT INTO similar_trip_counts VALUES (%s, 1, 2, 3, 4, %s, %s)",
+            (n, n, n if n >= 10 else None),
+        )
+    db.execute(
+        "INSERT INTO similar_trip_counts SELECT 100 + i, 1, 2, 3, 4, 1, NULL"
+        " FROM generate_series(1, 20000) i"
+    )
+    db.execute("ANALYZE similar_trip_counts")
+    for limit, smallest in ((5, 26), (21, 10), (25, 6)):  # 25 > 21: all groups are sorted
+        columns, rows = ask(settings, "similar", "--limit", str(limit))
+        assert [r[columns.index("trips")] for r in rows] == list(range(30, smallest - 1, -1))
+    db.execute("EXPLAIN " + load_query("similar"), {"limit": 5})
+    assert "similar_trip_counts_top" in "\n".join(r[0] for r in db.fetchall())
+    with pytest.raises(psycopg2.errors.CheckViolation):
+        db.execute("INSERT INTO similar_trip_counts VALUES (0, 1, 2, 3, 4, 12, NULL)")
+
+
 def test_generated_set_with_known_counts(settings: Settings, db: Any, tmp_path: Path) -> None:
     paths = generate_files(tmp_path / "gen", rows=20_000, files=2, seed=7)
     load_through_writer(settings.database.url, paths)
@@ -139,8 +163,6 @@ def test_unreachable_database_is_a_clear_error(capsys: Any, monkeypatch: Any) ->
 
 
 def test_reader_role_cannot_write(sample_loaded: Settings) -> None:
-    import psycopg2
-
     conn = psycopg2.connect(sample_loaded.database.reader)
     with pytest.raises(psycopg2.errors.InsufficientPrivilege), conn.cursor() as cur:
         cur.execute("DELETE FROM trip_data")
