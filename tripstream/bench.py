@@ -286,9 +286,9 @@ def exactness(settings: Settings) -> dict[str, int]:
         with conn.cursor() as cur:
             cur.execute((SQL_DIR / "checks" / "recount.sql").read_text())
             diffs = {str(k): int(v) for k, v in cur.fetchall()}
-            cur.execute(
-                "SELECT count(*), pg_size_pretty(pg_total_relation_size('trip_data')) "
-                "FROM trip_data"
+            cur.execute(  # a partitioned table's own size is 0: sum its partitions
+                "SELECT (SELECT count(*) FROM trip_data), pg_size_pretty(sum("
+                "pg_total_relation_size(relid))) FROM pg_partition_tree('trip_data')"
             )
             rows, size = cur.fetchone()  # type: ignore[misc]
         return {**diffs, "trip_data_rows": int(rows), "trip_data_size": size}

@@ -29,6 +29,7 @@ def test_bench_smoke_produces_an_exact_report(
     assert result["pipeline"]["complete"] is True
     # data + two latency probes + the warm-up file
     assert result["exactness"]["trip_data_rows"] == 5000 + 200 + 100
+    assert result["exactness"]["trip_data_size"].endswith(("kB", "MB"))  # partitions summed
     assert result["warmup_s"] > 0
     assert {
         k: v for k, v in result["exactness"].items() if isinstance(v, int) and k != "trip_data_rows"
