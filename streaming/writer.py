@@ -1,12 +1,12 @@
 """foreachBatch sink: one Postgres transaction per micro-batch, idempotent by construction.
 
-In one transaction: (1) the ledger row of (checkpoint, batch id) is checked: a replay of
-the same offsets is a no-op; the batch's partition of trip_data is made ready; (2) the
-batch's chunks are claimed in `ingested_chunks` (file id, first line): chunks committed
-before (replays, re-published or re-dropped files) are dropped, so no (file id, line) row
-is inserted twice; (3) the new rows are COPYed into trip_data; (4) their counts are added
-to the live count tables; (5) file progress and the ledger row are written; (6) pg_notify
-announces the batch. All or nothing.
+First, in a short transaction of its own, the batch's partition of trip_data is made ready.
+Then, in one transaction: (1) the ledger row of (checkpoint, batch id) is checked: a replay
+of the same offsets is a no-op; (2) the batch's chunks are claimed in `ingested_chunks`
+(file id, first line): chunks committed before (replays, re-published or re-dropped files)
+are dropped, so no (file id, line) row is inserted twice; (3) the new rows are COPYed into
+trip_data; (4) their counts are added to the live count tables; (5) file progress and the
+ledger row are written; (6) pg_notify announces the batch. All or nothing.
 """
 
 from __future__ import annotations
@@ -174,8 +174,13 @@ class BatchWriter:
         """Commit one batch; safe to call again with the same batch (returns replay=True)."""
         try:
             with self._cursor() as cur:
+                assert self._conn is not None  # noqa: S101 - set by _cursor
+                # The batch's partition of trip_data, created on first use (sql/schema/002)
+                # in a transaction of its own: creating one locks trip_data until commit,
+                # and the batch's transaction lasts seconds.
+                cur.execute("SELECT public.trip_data_partition_for(%s)", (batch_id,))
+                self._conn.commit()
                 result = self._write(cur, table, batch_id, started)
-            assert self._conn is not None  # noqa: S101 - set by _cursor
             self._conn.commit()
             return result
         except BaseException:
@@ -203,8 +208,6 @@ class BatchWriter:
                 "copy_ms": 0,
                 "counts_ms": 0,
             }
-        # The batch's partition of trip_data, created on first use (sql/schema/002).
-        cur.execute("SELECT public.trip_data_partition_for(%s)", (batch_id,))
         chosen = choose_records(table)
         claimed = psycopg2.extras.execute_values(
             cur,

@@ -80,11 +80,15 @@ def test_failed_batch_leaves_nothing_behind(settings: Settings, db: Any, sample_
         table.schema.get_field_index("region"), "region", pa.nulls(table.num_rows, pa.string())
     )
     with pytest.raises(Exception, match="null value"):
-        writer.write(broken, 0, time.monotonic())
+        writer.write(broken, 4321, time.monotonic())
     for name in ("trip_data", "ingested_chunks", "stream_batches", "region_hour_counts"):
         db.execute(f"SELECT count(*) FROM {name}")  # noqa: S608 - fixed table names
         assert db.fetchone() == (0,), name
-    assert writer.write(table, 0, time.monotonic())["rows_new"] == 100
+    # Only the (empty) partition stays: it is created and committed before the batch's
+    # transaction, so that the lock its creation takes is not held for the whole batch.
+    db.execute("SELECT to_regclass('public.trip_data_b4300') IS NOT NULL")
+    assert db.fetchone() == (True,)
+    assert writer.write(table, 4321, time.monotonic())["rows_new"] == 100
 
 
 def test_batches_land_in_partitions_of_fifty_batch_ids(
