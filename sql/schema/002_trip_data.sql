@@ -25,8 +25,9 @@ CREATE INDEX IF NOT EXISTS trip_data_origin_fine_cell ON public.trip_data
     ((floor(origin_lon * 1000)::integer), (floor(origin_lat * 1000)::integer))
     INCLUDE (origin_lon, origin_lat, date_time);
 
--- The partition for a batch id, created on first use (by the streaming writer, at the start
--- of its batch transaction). An older, unpartitioned trip_data is left as it is.
+-- The partition for a batch id, created on first use by the streaming writer, in a short
+-- transaction before the batch's own (creating a partition locks trip_data until commit).
+-- An older, unpartitioned trip_data is left as it is.
 CREATE OR REPLACE FUNCTION public.trip_data_partition_for(batch bigint) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
