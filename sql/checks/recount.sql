@@ -9,7 +9,7 @@ WITH expected_region_hour AS (
     SELECT floor(origin_lon * 100)::int AS origin_cx, floor(origin_lat * 100)::int AS origin_cy,
            floor(dest_lon * 100)::int AS dest_cx, floor(dest_lat * 100)::int AS dest_cy,
            extract(hour FROM date_time)::smallint AS hour_of_day, count(*) AS trips,
-           CASE WHEN count(*) >= similar_top_floor() THEN count(*) END AS top_trips
+           similar_top_trips(count(*)) AS top_trips
     FROM public.trip_data GROUP BY 1, 2, 3, 4, 5
 ), expected_area_week AS (
     SELECT floor(origin_lon * 1000)::int AS cx, floor(origin_lat * 1000)::int AS cy,

@@ -1,9 +1,9 @@
 -- Trips grouped by similar origin, destination and time of day. Rule: origin and destination
 -- fall in the same 0.01-degree grid cell (floor(coord * 100)) and the trip starts in the same
 -- hour of the day (UTC). Largest groups first.
--- The groups of at least similar_top_floor() trips are read from their small index. Only if
--- there are fewer of them than asked for are all groups sorted (then the table is small, or
--- its groups all tiny). Exact either way: a group left out of the index is smaller than
+-- The groups of at least 10 trips (similar_top_trips) are read from their small index.
+-- Only if there are fewer of them than asked for are all groups sorted (then the table is
+-- small, or its groups all tiny). Exact either way: a group left out of the index is smaller than
 -- every group in it.
 WITH top AS MATERIALIZED (
     SELECT origin_cx, origin_cy, dest_cx, dest_cy, hour_of_day, top_trips AS trips

@@ -19,13 +19,13 @@ CREATE TABLE IF NOT EXISTS datasource_day_counts (
 
 -- "Similar trips": origin cell, destination cell (0.01-degree grid: floor(coord * 100))
 -- and time-of-day bucket (hour of day, 0-23). The groups are nearly as many as the trips,
--- and most stay small: `top_trips` repeats `trips` only once a group reaches
--- similar_top_floor() trips, and only that column is indexed for "largest groups first".
--- An update that leaves a group below the floor changes no indexed column, so Postgres
--- makes it in place (a HOT update: no index entry, room kept by the fillfactor). An index
--- on `trips` itself made every update write two index entries.
-CREATE OR REPLACE FUNCTION similar_top_floor() RETURNS bigint
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT 10::bigint';
+-- and most stay small: `top_trips` repeats `trips` only once a group reaches 10 trips
+-- (similar_top_trips, the one place of that rule), and only that column is indexed for
+-- "largest groups first". An update that leaves a group below 10 changes no indexed
+-- column, so Postgres makes it in place (a HOT update: no index entry, room kept by the
+-- fillfactor). An index on `trips` itself made every update write two index entries.
+CREATE OR REPLACE FUNCTION similar_top_trips(trips bigint) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT CASE WHEN trips >= 10 THEN trips END';
 
 CREATE TABLE IF NOT EXISTS similar_trip_counts (
     origin_cx   integer  NOT NULL,
@@ -34,8 +34,7 @@ CREATE TABLE IF NOT EXISTS similar_trip_counts (
     dest_cy     integer  NOT NULL,
     hour_of_day smallint NOT NULL,
     trips       bigint   NOT NULL,
-    top_trips   bigint   CHECK (top_trips IS NOT DISTINCT FROM
-                                CASE WHEN trips >= similar_top_floor() THEN trips END),
+    top_trips   bigint   CHECK (top_trips IS NOT DISTINCT FROM similar_top_trips(trips)),
     PRIMARY KEY (origin_cx, origin_cy, dest_cx, dest_cy, hour_of_day)
 ) WITH (fillfactor = 85);
 
@@ -44,10 +43,10 @@ DO $$
 BEGIN
     IF to_regclass('public.similar_trip_counts_trips') IS NOT NULL THEN
         ALTER TABLE similar_trip_counts ADD COLUMN IF NOT EXISTS top_trips bigint;
-        UPDATE similar_trip_counts SET top_trips = trips WHERE trips >= similar_top_floor();
+        UPDATE similar_trip_counts SET top_trips = similar_top_trips(trips)
+            WHERE similar_top_trips(trips) IS NOT NULL;
         ALTER TABLE similar_trip_counts ADD CONSTRAINT similar_trip_counts_top_trips_check
-            CHECK (top_trips IS NOT DISTINCT FROM
-                   CASE WHEN trips >= similar_top_floor() THEN trips END);
+            CHECK (top_trips IS NOT DISTINCT FROM similar_top_trips(trips));
         ALTER TABLE similar_trip_counts SET (fillfactor = 85);
         DROP INDEX similar_trip_counts_trips;
     END IF;

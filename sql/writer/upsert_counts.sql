@@ -7,14 +7,11 @@
 -- for the last moments of the transaction.
 INSERT INTO similar_trip_counts (origin_cx, origin_cy, dest_cx, dest_cy, hour_of_day, trips,
                                  top_trips)
-SELECT ocx, ocy, dcx, dcy, hour_of_day, trips,
-       CASE WHEN trips >= similar_top_floor() THEN trips END
+SELECT ocx, ocy, dcx, dcy, hour_of_day, trips, similar_top_trips(trips)
 FROM tmp_similar ORDER BY 1, 2, 3, 4, 5
 ON CONFLICT (origin_cx, origin_cy, dest_cx, dest_cy, hour_of_day)
 DO UPDATE SET trips = similar_trip_counts.trips + EXCLUDED.trips,
-              top_trips = CASE WHEN similar_trip_counts.trips + EXCLUDED.trips
-                                    >= similar_top_floor()
-                               THEN similar_trip_counts.trips + EXCLUDED.trips END;
+              top_trips = similar_top_trips(similar_trip_counts.trips + EXCLUDED.trips);
 
 INSERT INTO area_week_counts (cx, cy, week_start, trips)
 SELECT fcx, fcy, DATE '1970-01-01' + week_start, trips FROM tmp_area_week ORDER BY 1, 2, 3
