@@ -14,8 +14,8 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from tripstream.errors import TransientError
-from tripstream.records import chunk_headers, encode_payload
+from tripstream.errors import SetupError, TransientError
+from tripstream.records import PAYLOAD_CODECS, chunk_headers, encode_payload
 from tripstream.settings import KafkaSettings, ProducerSettings
 
 logger = logging.getLogger(__name__)
@@ -25,7 +25,11 @@ class Publisher:
     def __init__(self, kafka: KafkaSettings, producer: ProducerSettings) -> None:
         self.topic = kafka.topic
         self.codec = producer.compression or "none"
-        encode_payload(b"", self.codec)  # an unknown codec fails here, at start
+        if self.codec not in PAYLOAD_CODECS:
+            raise SetupError(
+                f"unknown producer.compression {self.codec!r}. Try: "
+                "TRIPSTREAM_PRODUCER_COMPRESSION=zstd (default) or none."
+            )
         try:
             self._producer = KafkaProducer(
                 bootstrap_servers=kafka.bootstrap.split(","),
