@@ -170,7 +170,11 @@ def test_broker_kill9_loses_acked_records_and_nothing_is_lost(
         producer_thread(settings)
         expected = drop(settings, tmp_path, 150_000, 3, seed=15)
         wait_for(lambda: _count_state(db, "published") == 3, 120, "all acknowledged")
-        os.killpg(procs.read_pid(run, broker.name) or 0, signal.SIGKILL)  # loses recent writes
+        pid = procs.read_pid(run, broker.name) or 0
+        os.killpg(pid, signal.SIGKILL)  # loses recent writes
+        # SIGKILL is delivered, not awaited: a restart while the old process still holds the
+        # port fails ("port ... is already in use"), as one run of this test did.
+        wait_for(lambda: not procs.alive(pid), 10, "the killed broker to exit")
         broker.start(run)
         job = streaming_job(settings)
         wait_for(lambda: rows_in(url) >= expected, 300, "all rows after the broker crash")
