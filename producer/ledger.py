@@ -168,16 +168,14 @@ class Ledger:
         return {int(str(r[0])) for r in rows}
 
     def stream_end_offsets(self) -> dict[int, int]:
-        """End offsets of the newest committed micro-batches, per partition (each streaming
-        query, one per lane, commits the offsets of its own partitions)."""
+        """How far the committed micro-batches reached in each partition. A batch records
+        only the partitions it read records from, so this is the furthest end over all
+        batches (of every lane), not the newest batch's: a newest batch that read one
+        partition does not make the others look unread."""
         rows = self._run(
-            "SELECT DISTINCT ON (checkpoint) offsets->'end' FROM stream_batches "
-            "ORDER BY checkpoint, batch_id DESC",
+            "SELECT e.key::integer, max(e.value::bigint) "
+            "FROM stream_batches b, jsonb_each_text(b.offsets->'end') AS e GROUP BY 1",
             (),
             "read stream offsets",
         )
-        ends: dict[int, int] = {}
-        for (end,) in rows:
-            for p, v in (end or {}).items():  # type: ignore[attr-defined]
-                ends[int(p)] = max(ends.get(int(p), 0), int(v))
-        return ends
+        return {int(p): int(end) for p, end in rows}  # type: ignore[call-overload]

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
+from producer.ledger import Ledger
 from producer.publisher import lane_partition
 from tests.conftest import wait_for
 from tripstream.generate import generate_files
@@ -123,3 +124,26 @@ def test_a_small_file_passes_a_bulk_file_that_is_being_published(
     assert states(db)[big.name][0] == "publishing"  # it did not wait for the bulk file
     wait_for(lambda: states(db)[big.name] == ("published", 1_000_000), 120, "the bulk file")
     assert not producer.errors
+
+
+@pytest.mark.integration
+def test_the_stream_end_is_the_furthest_commit_in_each_partition(
+    settings: Settings, db: Any
+) -> None:
+    """A batch records only the partitions it read. The newest bulk batch here read
+    partition 1 alone; partitions 0 and 2 are still consumed up to their older batches'
+    ends. (Taking the newest batch's ends made them look unread: with nothing trimmed from
+    the broker, the producer then waited for a stream that had nothing left to read.)"""
+    batches = [
+        ("bulk", 1, {"0": 40, "2": 80}),
+        ("bulk", 2, {"0": 80}),
+        ("bulk", 3, {"1": 59}),
+        ("express", 1, {"3": 8}),
+    ]
+    for checkpoint, batch_id, end in batches:
+        db.execute(
+            "INSERT INTO stream_batches (checkpoint, batch_id, offsets, rows_in, rows_new,"
+            " duration_ms) VALUES (%s, %s, %s, 0, 0, 0)",
+            (checkpoint, batch_id, json.dumps({"start": {}, "end": end})),
+        )
+    assert Ledger(settings.database.url).stream_end_offsets() == {0: 80, 1: 59, 2: 80, 3: 8}
