@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from streaming.job import make_writer
 from streaming.source import OffsetRange, read_range
 from streaming.trim import BrokerTrimmer
+from tests.conftest import make_settings
 from tripstream.records import chunk_headers
 from tripstream.settings import Settings
 
@@ -57,3 +62,13 @@ def test_a_broker_refusing_to_trim_only_turns_trimming_off(settings: Settings) -
     finally:
         trimmer.close()
     assert not trimmer.enabled
+
+
+def test_the_embedded_tansu_is_never_asked_to_trim(tmp_path: Path) -> None:
+    """Tansu 0.6 panics on DeleteRecords (the request's connection drops)."""
+    noida = make_settings(tmp_path, "postgresql://t@127.0.0.1:1/t", "127.0.0.1:1", "local[1]", "t")
+    tansu = noida.replace(kafka=dataclasses.replace(noida.kafka, embedded_broker="tansu"))
+    external = noida.replace(kafka=dataclasses.replace(tansu.kafka, embedded=False))
+    assert isinstance(make_writer(noida, tmp_path).trimmer, BrokerTrimmer)
+    assert make_writer(tansu, tmp_path).trimmer is None
+    assert isinstance(make_writer(external, tmp_path).trimmer, BrokerTrimmer)
