@@ -67,11 +67,16 @@ def ceiling(url: str, files: list[Path]) -> dict[str, float]:
 
 
 class MemoryWatch(threading.Thread):
-    """Peak RSS per stack process (JVM children included), sampled every second."""
+    """Peak RSS and CPU per stack process, sampled every second. A process's children count
+    with it: an executor JVM's Python workers (where the Kafka source reads) under
+    "<worker> executor python", the driver's Python (the foreachBatch writer) under
+    "streaming python", every Postgres backend under "postgres" (its RSS: the largest one,
+    as each maps the shared buffers)."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, extra: dict[str, Path] | None = None) -> None:
         super().__init__(daemon=True)
         self.run_dir, self.peak_mb = run_dir, {}  # type: ignore[var-annotated]
+        self.extra = extra or {}  # name -> a pid file outside run_dir (e.g. postmaster.pid)
         self.cpu_first: dict[str, float] = {}
         self.cpu_last: dict[str, float] = {}
         self.done = threading.Event()
@@ -80,30 +85,46 @@ class MemoryWatch(threading.Thread):
         """CPU (user + system) each process used while watched."""
         return {n: round(self.cpu_last[n] - self.cpu_first[n], 1) for n in self.cpu_last}
 
+    def _pid_files(self) -> dict[str, Path]:
+        return {**{f.stem: f for f in self.run_dir.glob("*.pid")}, **self.extra}
+
+    @staticmethod
+    def _row(stem: str, p: psutil.Process, parent: str) -> str:
+        """The row a child process counts in; `parent` is its parent's row."""
+        if stem == "postgres":
+            return stem
+        if "CoarseGrainedExecutorBackend" in " ".join(p.cmdline()):
+            return f"{stem} executor"
+        kind = "python" if "python" in p.name() else p.name()
+        return parent if parent.endswith(f" {kind}") else f"{parent} {kind}"
+
     def _sample(self) -> None:
-        for pid_file in self.run_dir.glob("*.pid"):
+        rss: dict[str, float] = {}
+        cpu: dict[str, float] = {}
+        for stem, pid_file in self._pid_files().items():
             try:
-                proc = psutil.Process(int(pid_file.read_text()))
-                tree = [proc, *proc.children(recursive=True)]
-            except (psutil.Error, ValueError):
+                root = psutil.Process(int(pid_file.read_text().split()[0]))
+            except (psutil.Error, ValueError, OSError, IndexError):
                 continue
-            for p in tree:
+            todo = [(root, stem)]
+            while todo:
+                p, parent = todo.pop()
                 try:
-                    name = pid_file.stem
-                    if "CoarseGrainedExecutorBackend" in " ".join(p.cmdline()):
-                        name = f"{pid_file.stem} executor"
-                    elif p is not proc and p.name() == "java":
-                        name = f"{pid_file.stem} jvm"
-                    elif p is not proc:
-                        continue
-                    rss = p.memory_info().rss / 2**20
-                    self.peak_mb[name] = round(max(self.peak_mb.get(name, 0), rss))
-                    cpu = p.cpu_times()
-                    total = cpu.user + cpu.system + cpu.children_user + cpu.children_system
-                    self.cpu_first.setdefault(name, total)
-                    self.cpu_last[name] = total
+                    name = stem if p is root else self._row(stem, p, parent)
+                    mb = p.memory_info().rss / 2**20
+                    t = p.cpu_times()
+                    kids = p.children()
                 except psutil.Error:
                     continue
+                merge = max if stem == "postgres" else (lambda a, b: a + b)
+                rss[name] = merge(rss.get(name, 0.0), mb)
+                cpu[name] = cpu.get(name, 0.0) + t.user + t.system
+                cpu[name] += t.children_user + t.children_system  # exited, reaped children
+                todo += [(k, name) for k in kids]
+        for name, mb in rss.items():
+            self.peak_mb[name] = round(max(self.peak_mb.get(name, 0), mb))
+            self.cpu_first.setdefault(name, cpu[name])
+            self.cpu_last[name] = cpu[name]
 
     def run(self) -> None:
         while not self.done.wait(1.0):
@@ -335,6 +356,12 @@ def write_report(result: dict[str, Any], out_dir: Path) -> Path:
     lines += [
         f"| {n} | {mb} | {cpu.get(n, '')} |" for n, mb in sorted(result["peak_rss_mb"].items())
     ]
+    lines += [
+        "",
+        "CPU s over the pipeline phase; a process's children count in its own rows (an"
+        " executor's Python workers, the driver's Python); postgres: all backends, RSS of the"
+        " largest.",
+    ]
     if result.get("notes"):
         lines += ["", "Notes:", "", result["notes"]]
     lines += [
@@ -403,7 +430,8 @@ def run_bench(settings: Settings, args: argparse.Namespace, *, start_stack: bool
     result["ceiling"] = ceiling(settings.database.url, data)
     result["warmup_s"] = warm_up(settings, work)
     logger.info("warm-up file committed %.2f s after its drop", result["warmup_s"])
-    watch = MemoryWatch(stack.run_dir)
+    postmaster = stack.postgres().data / "postmaster.pid"
+    watch = MemoryWatch(stack.run_dir, {"postgres": postmaster} if postmaster.exists() else {})
     watch.start()
     result["pipeline"] = pipeline(
         settings, data, rows, probes, work, timeout=max(120.0, rows / 10_000)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 
 def test_milestones_are_one_and_three_per_decade_below_the_size() -> None:
     from tripstream.bench import milestones
@@ -18,3 +23,29 @@ def test_rate_over_time_is_rows_per_second_over_the_window() -> None:
     rates = rate_over_time(timeline, window=60)
     assert rates and all(r == 100 for _, r in rates)
     assert rates[0][0] == 3000  # the first point with half a window behind it
+
+
+def test_the_watch_counts_a_process_and_its_python_children(tmp_path: Path) -> None:
+    """Real processes: a launcher whose Python child burns CPU. The child is counted in
+    its own row (as an executor's Python workers are), not dropped."""
+    from tripstream.bench import MemoryWatch
+
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 1.0: pass\n"
+    launcher = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import subprocess, sys; subprocess.run([sys.executable, '-c', {burn!r}])",
+        ]
+    )
+    try:
+        (tmp_path / "job.pid").write_text(str(launcher.pid))
+        watch = MemoryWatch(tmp_path)
+        deadline = time.monotonic() + 30
+        while launcher.poll() is None and time.monotonic() < deadline:
+            watch._sample()
+            time.sleep(0.05)
+    finally:
+        launcher.kill()
+    assert watch.peak_mb["job python"] > 0
+    assert watch.cpu_seconds()["job python"] >= 0.5  # the burn, seen while it ran
