@@ -95,7 +95,9 @@ class MemoryWatch(threading.Thread):
             return stem
         if "CoarseGrainedExecutorBackend" in " ".join(p.cmdline()):
             return f"{stem} executor"
-        kind = "python" if "python" in p.name() else p.name()
+        # Spark's JVMs start Python workers only (through jspawnhelper, or a fork still
+        # named after the JVM thread until it execs): every other child counts as Python.
+        kind = "jvm" if p.name() == "java" else "python"
         return parent if parent.endswith(f" {kind}") else f"{parent} {kind}"
 
     def _sample(self) -> None:
