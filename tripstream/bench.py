@@ -121,7 +121,8 @@ class MemoryWatch(threading.Thread):
                 merge = max if stem == "postgres" else (lambda a, b: a + b)
                 rss[name] = merge(rss.get(name, 0.0), mb)
                 cpu[name] = cpu.get(name, 0.0) + t.user + t.system
-                cpu[name] += t.children_user + t.children_system  # exited, reaped children
+                # Exited children: their CPU moves to the row of the parent that reaped them.
+                cpu[name] += t.children_user + t.children_system
                 todo += [(k, name) for k in kids]
         for name, mb in rss.items():
             self.peak_mb[name] = round(max(self.peak_mb.get(name, 0), mb))
