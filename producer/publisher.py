@@ -1,9 +1,10 @@
 """Publish chunks to Kafka with acks=all; a file counts as sent only when all are acked.
 
 Partitions: the last one is the express lane for small files (read by its own streaming
-query, or first by a single one, so a small file does not queue behind a bulk load); bulk
-files spread over the others by file id, so one file's chunks stay in order in one
-partition.
+query, or first by a single one, so a small file does not queue behind a bulk load); the
+chunks of a bulk file take the other partitions in turn, so every bulk query
+(streaming.bulk_queries) has work while one file is being published. Order does not
+matter: a chunk is known by (file id, first line) wherever it lands.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class Publisher:
             ) from e
         self._pending: dict[int, list[Any]] = {}
         self._partitions: list[int] = []
+        self._turn = 0
         self.lanes = kafka.express_lane_bytes > 0
 
     def _partition(self, file_id: int, express: bool) -> int | None:
@@ -55,7 +57,8 @@ class Publisher:
             return None  # the key (file id) picks the partition
         if not self._partitions:
             self._partitions = sorted(self._producer.partitions_for(self.topic) or [])
-        return lane_partition(file_id, self._partitions, express)
+        self._turn += 0 if express else 1
+        return lane_partition(file_id + self._turn, self._partitions, express)
 
     def send(
         self, file_id: int, first_line: int, rows: int, payload: bytes, *, express: bool = False
@@ -93,10 +96,10 @@ class Publisher:
         self._producer.close(timeout=10)
 
 
-def lane_partition(file_id: int, partitions: list[int], express: bool) -> int | None:
-    """The express lane is the last partition; bulk files hash over the others."""
+def lane_partition(turn: int, partitions: list[int], express: bool) -> int | None:
+    """The express lane is the last partition; bulk chunks go to the others, by `turn`."""
     if len(partitions) < 2:
         return partitions[0] if partitions else None
     if express:
         return partitions[-1]
-    return partitions[file_id % (len(partitions) - 1)]
+    return partitions[turn % (len(partitions) - 1)]

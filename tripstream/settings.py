@@ -54,7 +54,7 @@ class DatabaseSettings:
 class KafkaSettings:
     bootstrap: str
     topic: str = "trips"
-    partitions: int = 4
+    partitions: int = 5
     embedded: bool = True
     embedded_broker: str = "noida-db"
     express_lane_bytes: int = 1_000_000
@@ -110,7 +110,7 @@ class StreamingSettings:
     source_format: str = "tripkafka"
     express_query: bool = True
     express_trigger_seconds: float = 0.1
-    bulk_queries: int = 1
+    bulk_queries: int = 2
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ def states(db: Any) -> dict[str, tuple[str, int]]:
 
 def test_the_express_lane_is_the_last_partition_and_bulk_spreads_over_the_rest() -> None:
     assert lane_partition(7, [0, 1, 2, 3], express=True) == 3
-    assert {lane_partition(f, [0, 1, 2, 3], express=False) for f in range(30)} == {0, 1, 2}
+    assert [lane_partition(t, [0, 1, 2, 3], express=False) for t in range(6)] == [0, 1, 2] * 2
     assert lane_partition(-5, [0, 1], express=False) == 0  # file ids may be negative
     assert lane_partition(9, [0], express=True) == 0  # one partition: no lane
     assert lane_partition(9, [], express=False) is None

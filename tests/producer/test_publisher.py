@@ -1,4 +1,5 @@
-"""The publisher refuses an unknown payload codec at start, naming the setting (pure)."""
+"""The publisher: an unknown payload codec is refused at start, naming the setting; chunks
+are spread over the lanes' partitions."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import pytest
 
 from producer.publisher import Publisher
 from tripstream.errors import SetupError
-from tripstream.settings import load_settings
+from tripstream.settings import Settings, load_settings
+from tripstream.stack.broker import ensure_topic
 
 
 def test_an_unknown_compression_setting_stops_the_producer_at_start() -> None:
@@ -16,3 +18,23 @@ def test_an_unknown_compression_setting_stops_the_producer_at_start() -> None:
     producer = replace(settings.producer, compression="snappy")
     with pytest.raises(SetupError, match="TRIPSTREAM_PRODUCER_COMPRESSION=zstd"):
         Publisher(settings.kafka, producer)  # refused before any connection is tried
+
+
+@pytest.mark.integration
+def test_a_bulk_files_chunks_take_the_bulk_partitions_in_turn(settings: Settings) -> None:
+    """So every bulk query has work while one file is published; small files keep to the
+    express partition (the last)."""
+    topic = f"{settings.kafka.topic}-spread"
+    ensure_topic(settings.kafka.bootstrap, topic, 3)
+    kafka = replace(settings.kafka, topic=topic, express_lane_bytes=1000)
+    publisher = Publisher(kafka, settings.producer)
+    try:
+        for first in range(1, 5):
+            publisher.send(11, first, 1, b"bulk\n")
+        bulk = publisher.confirm(11)
+        publisher.send(12, 1, 1, b"small\n", express=True)
+        express = publisher.confirm(12)
+    finally:
+        publisher.close()
+    assert bulk == {0: 1, 1: 1}  # two chunks each: offsets 0 and 1 in partitions 0 and 1
+    assert express == {2: 0}

@@ -19,7 +19,9 @@ def _settings(**streaming: Any) -> Settings:
 
 
 def test_the_express_lane_gets_its_own_query_on_the_last_partition() -> None:
-    lanes = plan_lanes(_settings(express_trigger_seconds=0.1, trigger_seconds=0.5), [0, 1, 2, 3])
+    lanes = plan_lanes(
+        _settings(express_trigger_seconds=0.1, trigger_seconds=0.5, bulk_queries=1), [0, 1, 2, 3]
+    )
     assert lanes == [
         Lane("express", (3,), Path("/cp/express"), 0.1),
         Lane("bulk", (0, 1, 2), Path("/cp/bulk"), 0.5),
