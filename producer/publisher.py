@@ -57,7 +57,8 @@ class Publisher:
             return None  # the key (file id) picks the partition
         if not self._partitions:
             self._partitions = sorted(self._producer.partitions_for(self.topic) or [])
-        self._turn += 0 if express else 1
+        if not express:
+            self._turn += 1
         return lane_partition(file_id + self._turn, self._partitions, express)
 
     def send(

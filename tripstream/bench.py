@@ -108,6 +108,8 @@ class MemoryWatch(threading.Thread):
                 root = psutil.Process(int(pid_file.read_text().split()[0]))
             except (psutil.Error, ValueError, OSError, IndexError):
                 continue
+            # Each Postgres backend maps the shared buffers: take the largest, not the sum.
+            merge = max if stem == "postgres" else (lambda a, b: a + b)
             todo = [(root, stem)]
             while todo:
                 p, parent = todo.pop()
@@ -118,7 +120,6 @@ class MemoryWatch(threading.Thread):
                     kids = p.children()
                 except psutil.Error:
                     continue
-                merge = max if stem == "postgres" else (lambda a, b: a + b)
                 rss[name] = merge(rss.get(name, 0.0), mb)
                 cpu[name] = cpu.get(name, 0.0) + t.user + t.system
                 # Exited children: their CPU moves to the row of the parent that reaped them.
