@@ -7,6 +7,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 ENV JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64 \
+    TRIPSTREAM_PATHS_JAR_CACHE=/opt/tripstream/maven \
     PYTHONUNBUFFERED=1 \
     PYSPARK_PYTHON=/usr/local/bin/python \
     PYSPARK_DRIVER_PYTHON=/usr/local/bin/python
@@ -22,6 +23,8 @@ COPY notebooks/ notebooks/
 RUN pip install --no-cache-dir -e '.[dev,notebook]' \
  && ln -s "$(python -c 'import pyspark, os; print(os.path.dirname(pyspark.__file__))')" /opt/spark
 ENV SPARK_HOME=/opt/spark
+# Spark's Kafka connector (and the embedded broker's jars) from Maven Central, at build time.
+RUN python -m tripstream.stack.maven
 
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["tripstream", "--help"]

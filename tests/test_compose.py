@@ -59,8 +59,9 @@ def test_workers_have_one_gigabyte_and_one_core(worker: str) -> None:
 
 def test_streaming_job_is_submitted_to_the_master() -> None:
     command = SERVICES["streaming"]["command"]
-    assert command[command.index("--master") + 1] == "spark://spark-master:7077"
-    assert command[-1] == "/app/streaming/job.py"
+    assert command == ["python", "-m", "streaming"]  # a client-mode driver
+    env = SERVICES["streaming"]["environment"]
+    assert env["TRIPSTREAM_SPARK_MASTER"] == "spark://spark-master:7077"
 
 
 def test_network_volumes_and_health_ordering() -> None:

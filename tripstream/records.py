@@ -8,11 +8,11 @@ One record = one chunk of up to `chunk_rows` validated rows of one file, as head
 Headers carry the identity: file_id, first_line (the chunk key) and rows.
 The record key is the file id, so one file's chunks stay ordered in one partition.
 
-Spark carries the records, not their rows: the source yields one row per Kafka record
-(RECORD_SCHEMA, the chunk's CSV as `payload`) and the foreachBatch writer decodes the
-batch's records into trip rows (ARROW_SCHEMA) with pyarrow. Carrying 200k trip rows through
-the JVM (Arrow to Spark rows on the executors and back to Arrow for the driver) had cost
-about 22 us of CPU per row, more than the Postgres writer's share.
+Spark carries the records, not their rows: the source (streaming/source.py) yields one
+row per Kafka record (RECORD_SCHEMA, the chunk's CSV as `payload`) and the foreachBatch
+writer decodes the batch's records into trip rows (ARROW_SCHEMA) with pyarrow. Carrying
+200k trip rows through the JVM (Arrow to Spark rows and back) had cost about 22 us of CPU
+per row, more than the Postgres writer's share.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ import zstandard
 FORMAT_VERSION = b"1"
 # A payload may be a zstd frame of the CSV (producer.compression = "zstd"), told apart by
 # the frame's magic number: CSV starts with a digit. Compressing the payload itself, not
-# the Kafka batch, keeps it small in the broker, on the wire twice and through Spark:
-# noida-db stores and serves a compressed Kafka batch's records uncompressed.
+# the Kafka batch, keeps it small in the broker, on the wire twice and through Spark, and
+# Spark carries it compressed to the writer.
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 PAYLOAD_CODECS = ("zstd", "none")
 
@@ -59,6 +59,8 @@ ARROW_TYPES = {
     "dest_lat": pa.float64(),
     "ts": pa.int64(),
 }
+# A record key is (partition << 44) | offset: offsets up to 17.6 trillion per partition.
+RECORD_KEY_PARTITION_SHIFT = 44
 # What the source yields: one row per Kafka record, its identity, provenance and payload.
 RECORD_SCHEMA = "file_id bigint, chunk_line int, record_key bigint, kafka_ts bigint, payload binary"
 RECORD_ARROW_SCHEMA = pa.schema(
@@ -104,7 +106,7 @@ def chunk_headers(file_id: int, first_line: int, rows: int) -> list[tuple[str, b
 
 def record_key(partition: int, offset: int) -> int:
     """One int64 naming a Kafka record: the copy of a chunk that a batch keeps."""
-    return (partition << 44) | offset
+    return (partition << RECORD_KEY_PARTITION_SHIFT) | offset
 
 
 def header(headers: Sequence[tuple[str, bytes]], name: str) -> bytes:
@@ -112,26 +114,6 @@ def header(headers: Sequence[tuple[str, bytes]], name: str) -> bytes:
         if key == name:
             return value
     raise KeyError(name)
-
-
-def record(
-    value: bytes,
-    headers: Sequence[tuple[str, bytes]],
-    partition: int,
-    offset: int,
-    timestamp_ms: int = 0,
-) -> pa.RecordBatch:
-    """One Kafka record as a one-row batch of RECORD_ARROW_SCHEMA (what the source yields)."""
-    return pa.RecordBatch.from_arrays(
-        [
-            pa.array([int(header(headers, "file_id"))], pa.int64()),
-            pa.array([int(header(headers, "first_line"))], pa.int32()),
-            pa.array([record_key(partition, offset)], pa.int64()),
-            pa.array([timestamp_ms], pa.int64()),
-            pa.array([value], pa.binary()),
-        ],
-        schema=RECORD_ARROW_SCHEMA,
-    )
 
 
 def encode_payload(csv: bytes, codec: str) -> bytes:

@@ -56,13 +56,25 @@ class KafkaSettings:
     topic: str = "trips"
     partitions: int = 5
     embedded: bool = True
-    embedded_broker: str = "noida-db"
+    version: str = "4.1.1"
+    heap: str = "512m"
+    controller_port: int = 0  # 0: the broker port + 1
+    retention_hours: int = 24
+    replication_factor: int = 1
     express_lane_bytes: int = 1_000_000
-    trim_committed: bool = True
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = ""
+    sasl_username: str = ""
+    sasl_password: str = field(default="", repr=False)  # environment only, never logged
+    ssl_cafile: str = ""
 
     @property
     def port(self) -> int:
         return int(self.bootstrap.split(",")[0].rsplit(":", 1)[1])
+
+    @property
+    def quorum_port(self) -> int:
+        return self.controller_port or self.port + 1
 
 
 @dataclass(frozen=True)
@@ -87,6 +99,7 @@ class PathSettings:
     inbox: Path
     done: Path
     rejected: Path
+    jar_cache: Path = Path("~/.cache/tripstream/maven").expanduser()
 
 
 @dataclass(frozen=True)
@@ -107,7 +120,6 @@ class StreamingSettings:
     trigger_seconds: float = 0.5
     max_records_per_trigger: int = 40
     min_partitions: int = 2
-    source_format: str = "tripkafka"
     express_query: bool = True
     express_trigger_seconds: float = 0.1
     bulk_queries: int = 2

@@ -24,9 +24,8 @@ def test_an_unknown_compression_setting_stops_the_producer_at_start() -> None:
 def test_a_bulk_files_chunks_take_the_bulk_partitions_in_turn(settings: Settings) -> None:
     """So every bulk query has work while one file is published; small files keep to the
     express partition (the last)."""
-    topic = f"{settings.kafka.topic}-spread"
-    ensure_topic(settings.kafka.bootstrap, topic, 3)
-    kafka = replace(settings.kafka, topic=topic, express_lane_bytes=1000)
+    kafka = replace(settings.kafka, topic=f"{settings.kafka.topic}-spread", express_lane_bytes=1000)
+    ensure_topic(kafka, 3)
     publisher = Publisher(kafka, settings.producer)
     try:
         for first in range(1, 5):

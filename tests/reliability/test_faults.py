@@ -1,5 +1,6 @@
-"""Faults during a run: kill -9 driver / executor / producer / broker, restart Postgres.
-Every test ends with the same proof: all valid rows committed once, counts exact."""
+"""Faults during a run: kill -9 driver / executor / whole Spark worker / producer / broker,
+restart Postgres. Every test ends with the same proof: all valid rows committed once,
+counts exact."""
 
 from __future__ import annotations
 
@@ -21,14 +22,15 @@ from tests.conftest import (
     committed_rows,
     recount_differences,
     settings_env,
+    start_broker,
     wait_for,
 )
 from tripstream.generate import generate_files
 from tripstream.settings import Settings
 from tripstream.stack import procs
-from tripstream.stack.broker import EmbeddedBroker, ensure_topic
+from tripstream.stack.broker import ensure_topic
 from tripstream.stack.postgres import EmbeddedPostgres
-from tripstream.stack.spark import SparkCluster
+from tripstream.stack.spark import SparkCluster, java_binary, spark_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 
@@ -155,36 +157,78 @@ def test_producer_killed_while_publishing(
         procs.terminate(producer.pid, timeout=10)
 
 
-def test_broker_kill9_loses_acked_records_and_nothing_is_lost(
-    cluster_settings: Settings, db: Any, tmp_path: Path, producer_thread: Any, streaming_job: Any
+def test_whole_spark_worker_killed_mid_stream(
+    cluster_settings: Settings,
+    db: Any,
+    tmp_path: Path,
+    producer_thread: Any,
+    streaming_job: Any,
+    spark_cluster: SparkCluster,
+    services_root: Path,
 ) -> None:
-    broker = EmbeddedBroker(tmp_path / "broker", procs.free_port(), name="fault-broker")
+    """kill -9 of a worker JVM: its executor dies with it (it watches its worker), the
+    master drops the worker, and the job finishes on the other worker alone."""
+    url = cluster_settings.database.url
+    run = services_root / "run"
+    producer_thread(cluster_settings)
+    streaming_job()
+    expected = drop(cluster_settings, tmp_path, 400_000, 4, seed=16)
+    wait_for(lambda: len(_executors()) == 2 and rows_in(url) > 0, 180, "rows on two executors")
+    worker = procs.read_pid(run, "spark-worker-1")
+    assert worker is not None
+    try:
+        os.kill(worker, signal.SIGKILL)  # the worker JVM only: its executor must follow
+        wait_for(lambda: not procs.alive(worker), 10, "the killed worker to exit")
+        wait_for(lambda: len(_executors()) == 1, 60, "its executor to die with it")
+        assert rows_in(url) < expected  # batches were still to come
+        wait_for(lambda: rows_in(url) >= expected, 300, "all rows on the one worker left")
+        wait_for(lambda: _all_committed(db), 60, "every file committed")
+        assert_exact(url, expected)
+    finally:  # the cluster is shared by the session: bring the worker back
+        spark_cluster.start_worker(run, spark_env(services_root), 1)
+        wait_for(lambda: spark_cluster.alive_workers() == 2, 90, "both workers alive again")
+
+
+def test_broker_kill9_mid_stream_with_acks_all_loses_nothing(
+    cluster_settings: Settings,
+    db: Any,
+    tmp_path: Path,
+    producer_thread: Any,
+    streaming_job: Any,
+    services_root: Path,
+) -> None:
+    """kill -9 of Apache Kafka while files are published and streamed. With acks=all the
+    broker has every acknowledged record in its log (the page cache survives the process),
+    so nothing needs re-publishing: the reconciler stays a guard."""
+    broker = start_broker(tmp_path, name="fault-broker")
     run = tmp_path / "run"
-    broker.start(run)
     settings = cluster_settings.replace(
         kafka=replace(cluster_settings.kafka, bootstrap=broker.bootstrap)
     )
-    ensure_topic(broker.bootstrap, settings.kafka.topic, 2)
+    ensure_topic(settings.kafka, 2)
     url = settings.database.url
     try:
         producer_thread(settings)
-        expected = drop(settings, tmp_path, 150_000, 3, seed=15)
-        wait_for(lambda: _count_state(db, "published") == 3, 120, "all acknowledged")
-        pid = procs.read_pid(run, broker.name) or 0
-        os.killpg(pid, signal.SIGKILL)  # loses recent writes
-        # SIGKILL is delivered, not awaited: a restart while the old process still holds the
-        # port fails ("port ... is already in use"), as one run of this test did.
-        wait_for(lambda: not procs.alive(pid), 10, "the killed broker to exit")
-        broker.start(run)
         job = streaming_job(settings)
+        expected = drop(settings, tmp_path, 600_000, 4, seed=15)
+        wait_for(lambda: rows_in(url) > 0, 180, "first rows")
+        pid = procs.read_pid(run, broker.name) or 0
+        os.killpg(pid, signal.SIGKILL)
+        # SIGKILL is delivered, not awaited: restarting while the old process still holds
+        # the port would fail.
+        wait_for(lambda: not procs.alive(pid), 10, "the killed broker to exit")
+        assert rows_in(url) < expected  # killed mid-stream, not after the last batch
+        broker.start(run, spark_env(tmp_path), java_binary(tmp_path))
         wait_for(lambda: rows_in(url) >= expected, 300, "all rows after the broker crash")
         wait_for(lambda: _all_committed(db), 60, "every file committed")
         assert_exact(url, expected)
-        db.execute("SELECT sum(republishes) FROM ingest_files")
-        print(f"files re-published after the broker crash: {db.fetchone()[0]}")
+        db.execute("SELECT coalesce(sum(republishes), 0) FROM ingest_files")
+        republished = int(db.fetchone()[0])
+        print(f"files re-published by the reconciler after the broker's kill -9: {republished}")
+        assert republished == 0
         assert job.proc.poll() is None
     finally:
-        procs.stop(run, broker.name, timeout=5)
+        procs.stop(run, broker.name, timeout=10)
 
 
 def _executors() -> list[int]:

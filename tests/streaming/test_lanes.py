@@ -6,10 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from streaming.job import Lane, RestartBackoff, plan_lanes
-from streaming.source import lane_source
 from tripstream.settings import Settings, load_settings
 
 
@@ -53,21 +50,3 @@ def test_restart_backoff_doubles_to_its_cap_and_starts_over_after_a_healthy_run(
     assert [backoff.after_failure(ran_s=5.0) for _ in range(5)] == [2.0, 4.0, 8.0, 10.0, 10.0]
     assert backoff.after_failure(ran_s=301.0) == 2.0  # it had run fine for five minutes
     assert backoff.after_failure(ran_s=1.0) == 4.0
-
-
-@pytest.mark.integration
-def test_each_lane_registers_its_source_with_an_environment_of_its_own(spark: Any) -> None:
-    """Spark writes into a registered Python source's environment map when a query
-    starts; two lanes sharing one map tore each other's task serialization."""
-    express, bulk = lane_source("express"), lane_source("bulk-0")
-    assert (express.name(), bulk.name()) == ("tripkafka_express", "tripkafka_bulk_0")
-    for source in (express, bulk):
-        spark.dataSource.register(source)
-    manager = spark._jsparkSession.sessionState().dataSourceManager()
-
-    def env(name: str) -> Any:
-        return manager.lookupDataSource(name).dataSourceCls().envVars()
-
-    env("tripkafka_express").put("TRIPSTREAM_LANE_PROBE", "express")
-    assert env("tripkafka_express").get("TRIPSTREAM_LANE_PROBE") == "express"
-    assert not env("tripkafka_bulk_0").containsKey("TRIPSTREAM_LANE_PROBE")

@@ -32,6 +32,7 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
         f"spark://127.0.0.1:{procs.free_port()}",
         "trips",
         TRIPSTREAM_SPARK_MASTER_UI_PORT=str(procs.free_port()),
+        TRIPSTREAM_KAFKA_CONTROLLER_PORT=str(procs.free_port()),
     )
     # The stack hands its own environment to the producer and the streaming job.
     for key, value in settings_to_env(settings).items():

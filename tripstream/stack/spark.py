@@ -80,6 +80,12 @@ def java_env(state_dir: Path) -> dict[str, str]:
     )
 
 
+def java_binary(state_dir: Path) -> str:
+    """The `java` that java_env settles on."""
+    home = java_env(state_dir).get("JAVA_HOME")
+    return str(Path(home) / "bin" / "java") if home else (shutil.which("java") or "java")
+
+
 def spark_env(state_dir: Path) -> dict[str, str]:
     env = java_env(state_dir)
     env.update(
@@ -132,28 +138,7 @@ class SparkCluster:
             log=run_dir / "spark-master.log",
         )
         for n in range(1, self.workers + 1):
-            work = self.root / f"worker-{n}"
-            work.mkdir(parents=True, exist_ok=True)
-            procs.spawn(
-                f"spark-worker-{n}",
-                [
-                    spark_class,
-                    "org.apache.spark.deploy.worker.Worker",
-                    "--host",
-                    "127.0.0.1",
-                    "--memory",
-                    self.memory,
-                    "--cores",
-                    str(self.cores),
-                    "--webui-port",
-                    str(self.ui_port + n),
-                    "--work-dir",
-                    str(work),
-                    self.master_url,
-                ],
-                run_dir,
-                env=env,
-            )
+            self.start_worker(run_dir, env, n)
         procs.wait_until(
             lambda: self.alive_workers() >= self.workers,
             timeout=90,
@@ -166,6 +151,30 @@ class SparkCluster:
             self.master_url,
             self.workers,
             self.ui_port,
+        )
+
+    def start_worker(self, run_dir: Path, env: dict[str, str], n: int) -> None:
+        work = self.root / f"worker-{n}"
+        work.mkdir(parents=True, exist_ok=True)
+        procs.spawn(
+            f"spark-worker-{n}",
+            [
+                str(spark_home() / "bin" / "spark-class"),
+                "org.apache.spark.deploy.worker.Worker",
+                "--host",
+                "127.0.0.1",
+                "--memory",
+                self.memory,
+                "--cores",
+                str(self.cores),
+                "--webui-port",
+                str(self.ui_port + n),
+                "--work-dir",
+                str(work),
+                self.master_url,
+            ],
+            run_dir,
+            env=env,
         )
 
     def state(self) -> dict[str, object]:
