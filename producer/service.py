@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -46,6 +47,8 @@ def run_producer(settings: Settings, stop: threading.Event | None = None) -> Non
     ingester.make_way = lambda: _express_files(ingester, watcher, busy)
     watcher.start()
     logger.info("watching %s (done: %s, rejected: %s)", paths.inbox, paths.done, paths.rejected)
+    if ready := os.environ.get("TRIPSTREAM_READY_FILE"):  # `tripstream up` waits for it
+        Path(ready).write_text(str(os.getpid()))
     last_scan = last_reconcile = 0.0
     try:
         while not stop.is_set():

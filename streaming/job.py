@@ -14,7 +14,9 @@ venv (PYSPARK_PYTHON), installed with `pip install -e`.
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import signal
 import sys
 import threading
@@ -26,6 +28,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from streaming.source import kafka_stream
+from streaming.task import FAULT_ENVS, RESULT_SCHEMA, warm_up
 from streaming.writer import BatchWriter
 from tripstream.db import apply_schema, retry
 from tripstream.errors import TripstreamError
@@ -35,12 +38,14 @@ from tripstream.stack.maven import connector_jars
 from tripstream.stack.spark import java_binary
 
 logger = logging.getLogger(__name__)
+# `tripstream up` names a file here; the job writes it once all its queries have started.
+READY_FILE_ENV = "TRIPSTREAM_READY_FILE"
 
 
 def build_session(settings: Settings, app: str = "tripstream-streaming") -> SparkSession:
     spark = settings.spark
     jars = connector_jars(settings.paths.jar_cache, java_binary(settings.paths.state_dir))
-    session = (
+    builder = (
         SparkSession.builder.appName(app)
         .master(spark.master)
         .config("spark.jars", ",".join(str(j) for j in jars))
@@ -55,9 +60,11 @@ def build_session(settings: Settings, app: str = "tripstream-streaming") -> Spar
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.scheduler.mode", "FAIR")
-        .getOrCreate()
     )
-    return session
+    for name in FAULT_ENVS:  # fault injection for the tests, read by the tasks
+        if name in os.environ:
+            builder = builder.config(f"spark.executorEnv.{name}", os.environ[name])
+    return builder.getOrCreate()
 
 
 @dataclass(frozen=True)
@@ -148,6 +155,20 @@ def start_query(
     return query.start()
 
 
+def warm_executors(session: SparkSession, settings: Settings) -> None:
+    """One small task per executor core: executors registered, Python workers forked with
+    the writer imported and connected."""
+    cores = settings.spark.workers * settings.spark.worker_cores
+    task = functools.partial(warm_up, settings.database.url)
+    session.range(0, cores, numPartitions=cores).mapInArrow(task, RESULT_SCHEMA).collect()
+
+
+def mark_ready() -> None:
+    """Tell `tripstream up` (which names the file) that every query has started."""
+    if path := os.environ.get(READY_FILE_ENV):
+        Path(path).write_text(str(os.getpid()))
+
+
 def main() -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -169,11 +190,13 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     lanes = plan_lanes(settings, partitions)
-    # One writer (one Postgres connection, one admin client) per lane, for every restart.
+    warm_executors(session, settings)
+    # One writer per lane, for every restart (the executors hold the connections).
     writers = {lane.name: make_writer(settings, lane.checkpoint) for lane in lanes}
     queries: dict[str, Any] = {}
     backoff = {name: RestartBackoff() for name in writers}
     restart_at, started_at = dict.fromkeys(writers, 0.0), dict.fromkeys(writers, 0.0)
+    ready = False
     while not stop.is_set():
         for lane in lanes:
             query = queries.get(lane.name)
@@ -205,13 +228,14 @@ def main() -> int:
                 settings.database.url.rsplit("@", 1)[-1],
                 lane.checkpoint,
             )
+        if len(queries) == len(lanes) and not ready:
+            mark_ready()
+            ready = True
         stop.wait(1.0)
     for name, query in queries.items():
         if query.isActive:
             logger.info("stopping the %s query (state is in the checkpoint)", name)
             query.stop()
-    for writer in writers.values():
-        writer.close()
     session.stop()
     return 0
 

@@ -62,8 +62,9 @@ def sample_csv() -> Path:
 
 @pytest.fixture(scope="session")
 def services_root() -> Iterator[Path]:
+    # mode 0700, like a home folder: the embedded Postgres, run as 'nobody' when the tests
+    # run as root, keeps what it must reach in a private folder of its own
     root = Path(tempfile.mkdtemp(prefix="tripstream-test-"))
-    root.chmod(0o755)  # the embedded Postgres runs as 'nobody' when tests run as root
     yield root
     shutil.rmtree(root, ignore_errors=True)
 
@@ -78,7 +79,7 @@ def postgres(services_root: Path) -> Iterator[EmbeddedPostgres]:
     pg.start()
     apply_schema(pg.url)
     yield pg
-    pg.stop("immediate")
+    pg.remove()
 
 
 # The SCRAM listener's user, made when the broker's storage is formatted.
@@ -343,10 +344,15 @@ def arrow_batch_of(
 
 
 def load_through_writer(url: str, paths: list[Path], checkpoint: str = "direct") -> None:
-    """Commit files with the real BatchWriter (no broker, no Spark): fast query fixtures."""
-    from streaming.writer import BatchWriter
+    """Commit files with the real task writer and batch record (no broker, no Spark): fast
+    query fixtures."""
+    from streaming.task import commit_rows
+    from streaming.writer import record_batch
 
-    writer = BatchWriter(url, checkpoint)
-    for batch_id, path in enumerate(paths):
-        writer.write(arrow_batch_of(path, 1000 + batch_id), batch_id, time.monotonic())
-    writer.close()
+    conn = psycopg2.connect(url)
+    try:
+        for batch_id, path in enumerate(paths):
+            result = commit_rows(conn, arrow_batch_of(path, 1000 + batch_id), batch_id)
+            record_batch(url, checkpoint, batch_id, result, 0)
+    finally:
+        conn.close()

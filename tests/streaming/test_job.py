@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from streaming.task import KILL_DRIVER_AFTER_COMMIT_ENV, KILL_TASK_AFTER_COMMIT_ENV
 from streaming.writer import CRASH_AFTER_COMMIT_ENV
 from tests.conftest import committed_rows, recount_differences, wait_for
 from tripstream.generate import generate_files
@@ -101,3 +102,78 @@ def file_state(db: Any, name: str) -> str | None:
     db.execute("SELECT state FROM ingest_files WHERE name = %s", (name,))
     row = db.fetchone()
     return row[0] if row else None
+
+
+def bulk_file(tmp_path: Path, settings: Settings, rows: int, seed: int) -> Path:
+    """One bulk file, renamed into the inbox: its chunks fill both tasks of a batch."""
+    (path,) = generate_files(tmp_path / f"gen-{seed}", rows=rows, files=1, seed=seed, bad_share=0.0)
+    return path.rename(settings.paths.inbox / path.name)
+
+
+def executor_backends(db: Any) -> set[int]:
+    db.execute(
+        "SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'tripstream-executor-%'"
+    )
+    return {int(pid) for (pid,) in db.fetchall()}
+
+
+def test_a_task_killed_right_after_its_commit_is_rerun_without_writing_twice(
+    cluster_settings: Settings, db: Any, tmp_path: Path, producer_thread: Any, streaming_job: Any
+) -> None:
+    """The executor-side fault: the task's Python worker dies after its transaction
+    committed, Spark re-runs the task, and the re-run finds its chunks claimed."""
+    producer_thread(cluster_settings)
+    job = streaming_job(**{KILL_TASK_AFTER_COMMIT_ENV: "0"})
+    path = bulk_file(tmp_path, cluster_settings, 60_000, seed=31)
+    wait_for(lambda: file_state(db, path.name) == "committed", 180, "the file committed")
+    assert "Python worker exited unexpectedly" in job.text()  # the fault did happen
+    assert committed_rows(db) == 60_000
+    db.execute("SELECT count(DISTINCT (file_id, line_no)) FROM trip_data")
+    assert db.fetchone() == (60_000,)
+    assert set(recount_differences(db).values()) == {0}
+
+
+def test_the_driver_killed_between_two_tasks_commits(
+    cluster_settings: Settings, db: Any, tmp_path: Path, producer_thread: Any, streaming_job: Any
+) -> None:
+    """Batch 0's first task commits and kills the driver; its other task had not committed.
+    The restarted job replays batch 0: the committed task's chunks are skipped, the rest
+    land, and the batch is recorded once. (The other task's Python worker may also wake
+    after the driver died and commit its own rows: an orphaned commit, which the replay
+    then finds claimed.)"""
+    producer_thread(cluster_settings)
+    path = bulk_file(tmp_path, cluster_settings, 60_000, seed=32)
+    # all 12 chunks on the topic before the job starts: batch 0 takes them, in two tasks
+    wait_for(lambda: file_state(db, path.name) == "published", 120, "the file published")
+    killed = streaming_job(**{KILL_DRIVER_AFTER_COMMIT_ENV: "0"})
+    assert killed.wait_exit(timeout=180) != 0
+    partial = committed_rows(db)
+    assert 0 < partial < 60_000  # one task's rows, not the other's
+    db.execute("SELECT count(*) FROM stream_batches")
+    assert db.fetchone() == (0,)  # the batch was never recorded
+    assert set(recount_differences(db).values()) == {0}  # exact at this committed point
+    streaming_job()
+    wait_for(lambda: file_state(db, path.name) == "committed", 180, "the file committed")
+    assert committed_rows(db) == 60_000
+    db.execute("SELECT count(DISTINCT (file_id, line_no)) FROM trip_data")
+    assert db.fetchone() == (60_000,)
+    db.execute("SELECT count(*) FROM stream_batches WHERE batch_id = 0 AND checkpoint LIKE '%bulk'")
+    assert db.fetchone() == (1,)
+    assert set(recount_differences(db).values()) == {0}
+
+
+def test_executors_keep_one_named_connection_per_python_worker_and_close_it(
+    cluster_settings: Settings, db: Any, tmp_path: Path, producer_thread: Any, streaming_job: Any
+) -> None:
+    producer_thread(cluster_settings)
+    job = streaming_job()
+    first = bulk_file(tmp_path, cluster_settings, 60_000, seed=33)
+    wait_for(lambda: file_state(db, first.name) == "committed", 180, "the first file")
+    before = executor_backends(db)
+    # one per Python worker: at most one per executor core (2 workers x 1 core)
+    assert 1 <= len(before) <= 2
+    second = bulk_file(tmp_path, cluster_settings, 60_000, seed=34)
+    wait_for(lambda: file_state(db, second.name) == "committed", 180, "the second file")
+    assert executor_backends(db) == before  # reused across batches: no connect per task
+    job.stop()
+    wait_for(lambda: not executor_backends(db), 60, "the executors' connections closed")

@@ -1,15 +1,19 @@
-"""The foreachBatch writer against the real Postgres: idempotent, exact counts."""
+"""The writer against the real Postgres, without Spark: a task's transaction
+(streaming/task.py) and the driver's batch record (streaming/writer.py). Idempotent by
+construction, exact counts, in every order Spark may re-run things."""
 
 from __future__ import annotations
 
-import time
+import threading
 from pathlib import Path
 from typing import Any
 
+import psycopg2
 import pyarrow as pa
 import pytest
 
-from streaming.writer import BatchWriter
+from streaming.task import TaskResult, commit_rows
+from streaming.writer import merge, record_batch
 from tests.conftest import arrow_batch_of, recount_differences
 from tripstream.settings import Settings
 
@@ -28,14 +32,22 @@ def register(db: Any, file_id: int, rows: int) -> None:
     )
 
 
-def test_same_batch_twice_lands_once(settings: Settings, db: Any, sample_csv: Path) -> None:
+def commit(settings: Settings, table: pa.Table, batch_id: int) -> TaskResult:
+    conn = psycopg2.connect(settings.database.url)
+    try:
+        return commit_rows(conn, table, batch_id)
+    finally:
+        conn.close()
+
+
+def test_a_task_rerun_after_its_commit_writes_nothing(
+    settings: Settings, db: Any, sample_csv: Path
+) -> None:
     register(db, 11, 100)
-    writer = BatchWriter(settings.database.url, "ckpt-a")
     table = batch_of(sample_csv, 11)
-    first = writer.write(table, 0, time.monotonic())
-    second = writer.write(table, 0, time.monotonic())
-    assert (first["rows_new"], first["replay"]) == (100, False)
-    assert second["replay"] is True
+    first, again = commit(settings, table, 0), commit(settings, table, 0)
+    assert (first.rows_in, first.rows_new) == (100, 100)
+    assert (again.rows_in, again.rows_new) == (100, 0)
     db.execute("SELECT count(*), count(DISTINCT (file_id, line_no)) FROM trip_data")
     assert db.fetchone() == (100, 100)
     db.execute("SELECT state, rows_committed FROM ingest_files WHERE file_id = 11")
@@ -43,16 +55,62 @@ def test_same_batch_twice_lands_once(settings: Settings, db: Any, sample_csv: Pa
     assert set(recount_differences(db).values()) == {0}
 
 
-def test_republished_chunks_under_a_new_batch_id_are_skipped(
+def test_two_attempts_of_one_task_at_once_write_once(
+    settings: Settings, db: Any, sample_csv: Path
+) -> None:
+    """Speculation or a re-run racing its first attempt: the second waits on the first's
+    uncommitted claims, then finds them taken."""
+    register(db, 15, 100)
+    table = batch_of(sample_csv, 15)
+
+    def attempt(start: threading.Barrier, batch_id: int, results: list[TaskResult]) -> None:
+        start.wait()
+        results.append(commit(settings, table, batch_id))
+
+    for batch_id in range(3):  # three races, each on fresh rows
+        db.execute("TRUNCATE trip_data, ingested_chunks")
+        db.execute("UPDATE ingest_files SET rows_committed = 0, state = 'published'")
+        results: list[TaskResult] = []
+        start = threading.Barrier(2)
+        threads = [
+            threading.Thread(target=attempt, args=(start, batch_id, results)) for _ in range(2)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert sorted(r.rows_new for r in results) == [0, 100]
+        db.execute("SELECT count(*), count(DISTINCT (file_id, line_no)) FROM trip_data")
+        assert db.fetchone() == (100, 100)
+    db.execute("SELECT rows_committed FROM ingest_files WHERE file_id = 15")
+    assert db.fetchone() == (100,)
+
+
+def test_a_replayed_batch_writes_nothing_and_is_recorded_once(
     settings: Settings, db: Any, sample_csv: Path
 ) -> None:
     register(db, 12, 100)
-    writer = BatchWriter(settings.database.url, "ckpt-b")
-    writer.write(batch_of(sample_csv, 12), 0, time.monotonic())
-    # the same chunks again at other offsets (a re-published file), twice within one batch
-    again = pa.concat_tables([batch_of(sample_csv, 12, 1, 100), batch_of(sample_csv, 12, 1, 200)])
-    result = writer.write(again, 1, time.monotonic())
-    assert result["rows_new"] == 0
+    table = batch_of(sample_csv, 12)
+    halves = [table.slice(0, 40), table.slice(40)]  # two tasks, their own chunks each
+    url = settings.database.url
+    first = merge([commit(settings, t, 7) for t in halves])
+    assert record_batch(url, "ckpt-a", 7, first, 10) is True
+    replay = merge([commit(settings, t, 7) for t in halves])
+    assert (replay.rows_in, replay.rows_new) == (100, 0)
+    assert record_batch(url, "ckpt-a", 7, replay, 10) is False  # a replay
+    db.execute("SELECT rows_in, rows_new, offsets FROM stream_batches")
+    assert db.fetchall() == [(100, 100, {"start": {"0": 0}, "end": {"0": 3}})]
+    assert set(recount_differences(db).values()) == {0}
+
+
+def test_republished_and_duplicate_chunks_are_skipped(
+    settings: Settings, db: Any, sample_csv: Path
+) -> None:
+    register(db, 13, 100)
+    commit(settings, batch_of(sample_csv, 13), 0)
+    # the same chunks again at other offsets (a re-published file), twice within one task
+    again = pa.concat_tables([batch_of(sample_csv, 13, 1, 100), batch_of(sample_csv, 13, 1, 200)])
+    assert commit(settings, again, 1).rows_new == 0
     db.execute("SELECT count(*) FROM trip_data")
     assert db.fetchone() == (100,)
     db.execute(
@@ -60,35 +118,28 @@ def test_republished_chunks_under_a_new_batch_id_are_skipped(
         "AND datasource = 'cheap_mobile'"
     )
     assert db.fetchone() == (13,)
-
-
-def test_duplicate_chunk_inside_one_batch_counts_once(
-    settings: Settings, db: Any, sample_csv: Path
-) -> None:
-    register(db, 13, 100)
-    writer = BatchWriter(settings.database.url, "ckpt-c")
-    doubled = pa.concat_tables([batch_of(sample_csv, 13, 0, 0), batch_of(sample_csv, 13, 0, 10)])
-    assert writer.write(doubled, 0, time.monotonic())["rows_new"] == 100
+    register(db, 16, 100)
+    doubled = pa.concat_tables([batch_of(sample_csv, 16, 0, 0), batch_of(sample_csv, 16, 0, 10)])
+    assert commit(settings, doubled, 2).rows_new == 100
     assert set(recount_differences(db).values()) == {0}
 
 
-def test_failed_batch_leaves_nothing_behind(settings: Settings, db: Any, sample_csv: Path) -> None:
+def test_a_failed_task_leaves_nothing_behind(settings: Settings, db: Any, sample_csv: Path) -> None:
     register(db, 14, 100)
-    writer = BatchWriter(settings.database.url, "ckpt-d")
     table = batch_of(sample_csv, 14)
     broken = table.set_column(
         table.schema.get_field_index("region"), "region", pa.nulls(table.num_rows, pa.string())
     )
     with pytest.raises(Exception, match="null value"):
-        writer.write(broken, 4321, time.monotonic())
+        commit(settings, broken, 4321)
     for name in ("trip_data", "ingested_chunks", "stream_batches", "region_hour_counts"):
         db.execute(f"SELECT count(*) FROM {name}")  # noqa: S608 - fixed table names
         assert db.fetchone() == (0,), name
-    # Only the (empty) partition stays: it is created and committed before the batch's
-    # transaction, so that the lock its creation takes is not held for the whole batch.
+    # Only the (empty) partition stays: it is created and committed before the task's
+    # transaction, so that the lock its creation takes is not held for the whole task.
     db.execute("SELECT to_regclass('public.trip_data_b4300') IS NOT NULL")
     assert db.fetchone() == (True,)
-    assert writer.write(table, 4321, time.monotonic())["rows_new"] == 100
+    assert commit(settings, table, 4321).rows_new == 100
 
 
 def test_batches_land_in_partitions_of_fifty_batch_ids(
@@ -96,10 +147,8 @@ def test_batches_land_in_partitions_of_fifty_batch_ids(
 ) -> None:
     register(db, 21, 100)
     register(db, 22, 100)
-    writer = BatchWriter(settings.database.url, "ckpt-parts")
-    writer.write(batch_of(sample_csv, 21), 49, time.monotonic())
-    writer.write(batch_of(sample_csv, 22), 50, time.monotonic())
-    writer.close()
+    commit(settings, batch_of(sample_csv, 21), 49)
+    commit(settings, batch_of(sample_csv, 22), 50)
     db.execute(
         "SELECT tableoid::regclass::text, min(batch_id), count(*) FROM trip_data"
         " GROUP BY 1 ORDER BY 2"
@@ -108,3 +157,12 @@ def test_batches_land_in_partitions_of_fifty_batch_ids(
     db.execute("SELECT public.trip_data_partition_for(-1)")  # a negative id has its range too
     assert db.fetchone() == ("trip_data_bm50",)
     assert set(recount_differences(db).values()) == {0}
+
+
+def test_merge_takes_the_widest_offsets_and_the_oldest_record() -> None:
+    a = TaskResult(rows_in=3, rows_new=2, start={"0": 5}, end={"0": 9}, oldest_ms=200)
+    b = TaskResult(rows_in=4, rows_new=4, start={"0": 9, "1": 2}, end={"0": 12, "1": 3})
+    total = merge([a, b])
+    assert (total.rows_in, total.rows_new) == (7, 6)
+    assert (total.start, total.end) == ({"0": 5, "1": 2}, {"0": 12, "1": 3})
+    assert total.oldest_ms == 200
