@@ -28,6 +28,7 @@ import psycopg2
 from tripstream import PROJECT_ROOT, SQL_DIR
 from tripstream.db import connect
 from tripstream.errors import SetupError
+from tripstream.floor import measure_floor
 from tripstream.generate import generate_files
 from tripstream.settings import Settings
 
@@ -335,7 +336,19 @@ def write_report(result: dict[str, Any], out_dir: Path) -> Path:
         "| --- | --- |",
         f"| COPY ceiling | {c['rows_per_s']:,} rows/s |",
         f"| pipeline, file drop to rows committed | {p['rows_per_s']:,} rows/s |",
-        f"| ratio pipeline / ceiling | {result['ratio']:.2f} |",
+        f"| ratio pipeline / ceiling | {result['ratio']:.3f} |",
+        *(
+            [
+                f"| Postgres floor (writer SQL alone, no Kafka, no Spark) | "
+                f"{result['floor']['rows_per_s']:,} rows/s |",
+                f"| ratio pipeline / floor | {result['floor_ratio']:.2f} |",
+            ]
+            if "floor" in result
+            else []
+        ),
+        "| rows/s per tenth of the rows | "
+        + ", ".join(f"{d:,}" for d in result.get("deciles", []))
+        + " |",
         f"| pipeline, steady (from the first committed rows) | {p['steady_rows_per_s']:,} rows/s |",
         f"| small-file latency p50 / p95 | {p['latency_s']['p50']} s / {p['latency_s']['p95']} s |",
         f"| all rows committed | {p['complete']} |",
@@ -378,6 +391,20 @@ def write_report(result: dict[str, Any], out_dir: Path) -> Path:
     summary.write_text("\n".join(lines) + "\n")
     _plot(result, out_dir / f"{stamp}.png")
     return summary
+
+
+def deciles(timeline: list[tuple[float, int]], expected: int) -> list[int]:
+    """Rows/s over each tenth of the bulk rows, from the drop (the first tenth includes the
+    time to the first commit)."""
+    out, t_prev = [], 0.0
+    for k in range(1, 11):
+        target = expected * k / 10
+        t = next((t for t, n in timeline if n >= target), None)
+        if t is None:
+            break
+        out.append(round((expected / 10) / max(t - t_prev, 1e-6)))
+        t_prev = t
+    return out
 
 
 def rate_over_time(
@@ -444,8 +471,14 @@ def run_bench(settings: Settings, args: argparse.Namespace, *, start_stack: bool
     result["peak_rss_mb"] = watch.peak_mb
     result["cpu_s"] = watch.cpu_seconds()
     result["ratio"] = result["pipeline"]["rows_per_s"] / max(result["ceiling"]["rows_per_s"], 1)
+    result["deciles"] = deciles(result["pipeline"]["timeline"], rows)
     result["queries_ms"] = query_latencies(settings)
     result["exactness"] = exactness(settings)
+    if not args.no_floor:
+        result["floor"] = measure_floor(
+            settings.database.url, data, work / "floor", chunk_rows=settings.producer.chunk_rows
+        )
+        result["floor_ratio"] = result["pipeline"]["rows_per_s"] / result["floor"]["rows_per_s"]
     out = Path(args.out)
     summary = write_report(result, out if out.is_absolute() else PROJECT_ROOT / out)
     print(summary.read_text())

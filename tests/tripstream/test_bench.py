@@ -21,7 +21,9 @@ def test_bench_smoke_produces_an_exact_report(
     job = streaming_job()
     producer_thread(cluster_settings)
     job.wait_started()
-    args = argparse.Namespace(smoke=True, rows=0, files=0, out=str(tmp_path / "results"))
+    args = argparse.Namespace(
+        smoke=True, rows=0, files=0, out=str(tmp_path / "results"), no_floor=False
+    )
     assert run_bench(cluster_settings, args, start_stack=False) == 0
     reports = list((tmp_path / "results").glob("*.json"))
     assert len(reports) == 1
@@ -48,4 +50,13 @@ def test_bench_smoke_produces_an_exact_report(
     assert len(result["pipeline"]["latency_s"]["samples"]) == 2
     assert set(result["queries_ms"]) >= {"similar", "latest-datasource"}
     assert reports[0].with_suffix(".png").stat().st_size > 1000
-    assert "COPY ceiling" in reports[0].with_suffix(".md").read_text()
+    report = reports[0].with_suffix(".md").read_text()
+    assert "COPY ceiling" in report and "Postgres floor" in report
+    # the floor ran the writer's SQL on the same 5000 rows, in a database of its own
+    assert result["floor"]["rows"] == 5000 and result["floor"]["rows_per_s"] > 0
+    assert result["floor_ratio"] == pytest.approx(
+        result["pipeline"]["rows_per_s"] / result["floor"]["rows_per_s"]
+    )
+    assert len(result["deciles"]) == 10 and all(d > 0 for d in result["deciles"])
+    db.execute("SELECT count(*) FROM pg_database WHERE datname LIKE '%%_floor'")
+    assert db.fetchone() == (0,)  # dropped after
