@@ -56,11 +56,15 @@ bench-smoke: $(STAMP) ## a tiny benchmark run that checks the report
 	$(TS) bench --smoke
 
 clean: ## remove all local state (.tripstream/: Postgres, broker, checkpoints) and data/
-	-@[ -x $(TS) ] && $(TS) down >/dev/null 2>&1 || true
+	-@[ -x $(TS) ] && $(TS) down --purge >/dev/null 2>&1 || true
 	rm -rf .tripstream data
 
 # --- containerised path (needs a Docker engine) -----------------------------------------
-all: ## build and start the Docker Compose cluster
+all: ## build and start the Docker Compose cluster (needs .env, see .env.example)
+	@test -f .env || { echo "make all needs a .env with passwords: cp .env.example .env, then set POSTGRES_PASSWORD, READER_PASSWORD and JUPYTER_TOKEN"; exit 1; }
+	@for key in POSTGRES_PASSWORD READER_PASSWORD JUPYTER_TOKEN; do \
+	  grep -Eq "^$$key=.+" .env || { echo "make all: $$key is empty in .env; set it (no default works)"; exit 1; }; \
+	done
 	docker compose up -d --build
 
 spark-submit: ## (re)submit the streaming job to the compose cluster

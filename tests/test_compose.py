@@ -16,7 +16,43 @@ SERVICES = COMPOSE["services"]
 
 
 def host_ports(service: dict[str, Any]) -> set[int]:
-    return {int(str(p).split(":")[0]) for p in service.get("ports", [])}
+    return {int(str(p).split(":")[-2]) for p in service.get("ports", [])}
+
+
+def test_published_ports_bind_to_loopback_by_default() -> None:
+    for name, service in SERVICES.items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("${BIND_ADDRESS:-127.0.0.1}:"), (name, port)
+    assert "BIND_ADDRESS=127.0.0.1" in (PROJECT_ROOT / ".env.example").read_text()
+
+
+def test_no_password_has_a_working_default_and_jupyter_needs_a_token() -> None:
+    text = (PROJECT_ROOT / "docker-compose.yml").read_text()
+    for key in ("POSTGRES_PASSWORD", "READER_PASSWORD", "JUPYTER_TOKEN"):
+        assert re.findall(rf"\$\{{{key}(:?[-?])", text) and not re.findall(
+            rf"\$\{{{key}:?-", text
+        ), key  # only ${KEY:?message}: unset or empty stops compose with that message
+        assert re.search(rf"^{key}=$", (PROJECT_ROOT / ".env.example").read_text(), re.M)
+    jupyter = SERVICES["jupyter"]
+    assert "--allow-root" not in jupyter["command"] and jupyter["user"] != "0"
+    assert any(arg.startswith("--ServerApp.token=${JUPYTER_TOKEN:?") for arg in jupyter["command"])
+
+
+def test_make_all_stops_with_one_line_without_a_complete_env(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    for name in ("Makefile", "docker-compose.yml"):
+        shutil.copy(PROJECT_ROOT / name, tmp_path / name)
+    missing = subprocess.run(["make", "-s", "all"], cwd=tmp_path, capture_output=True, text=True)
+    assert missing.returncode != 0 and "cp .env.example .env" in missing.stdout
+    (tmp_path / ".env").write_text("POSTGRES_PASSWORD=x\nREADER_PASSWORD=\nJUPYTER_TOKEN=t\n")
+    empty = subprocess.run(["make", "-s", "all"], cwd=tmp_path, capture_output=True, text=True)
+    assert empty.returncode != 0
+    assert (
+        empty.stdout.strip()
+        == "make all: READER_PASSWORD is empty in .env; set it (no default works)"
+    )
 
 
 def test_the_cluster_has_every_service() -> None:
@@ -75,7 +111,7 @@ def test_network_volumes_and_health_ordering() -> None:
 
 
 def test_credentials_come_from_env_not_code() -> None:
-    assert "${POSTGRES_PASSWORD" in SERVICES["postgres"]["environment"]["POSTGRES_PASSWORD"]
+    assert "${POSTGRES_PASSWORD:?" in SERVICES["postgres"]["environment"]["POSTGRES_PASSWORD"]
     assert (PROJECT_ROOT / ".env.example").exists()
     assert ".env" in (PROJECT_ROOT / ".gitignore").read_text().split()
 

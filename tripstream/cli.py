@@ -19,15 +19,18 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
     from tripstream.stack.local import LocalStack
 
     stack = LocalStack(settings)
-    if not stack.up():
+    print("starting tripstream (the first run fetches jars from Maven Central) ...", flush=True)
+    if not stack.up(progress=lambda line: print(line, flush=True)):
         running = ", ".join(f"{n} (pid {p})" for n, p in stack.running().items())
         print(f"tripstream is already running: {running}.\nStop it with `make down`.")
         return 0
     p, s = settings.paths, settings.spark
+    w = settings.web
     print(
-        "tripstream is up.\n"
+        "tripstream is ready.\n"
         f"  Drop trip CSV files into:   {p.inbox}/\n"
         f"  Published files go to:      {p.done}/   rejected ones to: {p.rejected}/\n"
+        f"  Dashboard:                  http://{w.host}:{w.port}\n"
         f"  Spark master UI:            http://127.0.0.1:{s.master_ui_port}\n"
         f"  PostgreSQL:                 {settings.database.url}\n"
         f"  Kafka:                      {settings.kafka.bootstrap} topic {settings.kafka.topic}\n"
@@ -42,8 +45,12 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
 def _down(settings: Settings, args: argparse.Namespace) -> int:
     from tripstream.stack.local import LocalStack
 
-    stopped = LocalStack(settings).down()
+    stack = LocalStack(settings)
+    stopped = stack.down()
     print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    if args.purge:
+        stack.purge()
+        print("removed the embedded database's data and secrets")
     return 0
 
 
@@ -76,11 +83,22 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
     return run_bench(settings, args)
 
 
+def _web(settings: Settings, args: argparse.Namespace) -> int:
+    from tripstream.web.app import serve
+
+    host, port = args.host or settings.web.host, args.port or settings.web.port
+    logger.info("dashboard on http://%s:%s", host, port)
+    serve(settings, host, port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tripstream", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="start the whole pipeline (embedded services)").set_defaults(func=_up)
-    sub.add_parser("down", help="stop everything `up` started").set_defaults(func=_down)
+    down = sub.add_parser("down", help="stop everything `up` started")
+    down.add_argument("--purge", action="store_true", help="also delete the embedded database")
+    down.set_defaults(func=_down)
 
     status = sub.add_parser("status", help="services and per-file ingestion status")
     status.add_argument(
@@ -106,11 +124,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.set_defaults(func=_generate)
 
+    web = sub.add_parser("web", help="the live dashboard in the browser (default :8110)")
+    web.add_argument("--host", help="address to bind (default: web.host, 127.0.0.1)")
+    web.add_argument("--port", type=int, help="port (default: web.port, 8110)")
+    web.set_defaults(func=_web)
     bench = sub.add_parser("bench", help="COPY ceiling vs full pipeline on generated data")
     bench.add_argument("--rows", type=int, default=2_000_000)
     bench.add_argument("--files", type=int, default=20)
     bench.add_argument("--out", default="bench/results")
     bench.add_argument("--smoke", action="store_true", help="a tiny run that checks the report")
+    bench.add_argument(
+        "--no-floor", action="store_true", help="skip the Postgres floor (writer SQL alone)"
+    )
     bench.set_defaults(func=_bench)
     return parser
 

@@ -126,6 +126,12 @@ class StreamingSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    host: str = "127.0.0.1"
+    port: int = 8110
+
+
+@dataclass(frozen=True)
 class Settings:
     database: DatabaseSettings
     kafka: KafkaSettings
@@ -135,6 +141,7 @@ class Settings:
     streaming: StreamingSettings = field(
         default_factory=lambda: StreamingSettings(checkpoint_dir=Path(".tripstream/checkpoints"))
     )
+    web: WebSettings = field(default_factory=WebSettings)
 
     def replace(self, **sections: Any) -> Settings:
         return dataclasses.replace(self, **sections)
@@ -198,6 +205,24 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         "paths": PathSettings,
         "producer": ProducerSettings,
         "streaming": StreamingSettings,
+        "web": WebSettings,
     }
     built = {name: _section(cls, name, raw.get(name, {}), env) for name, cls in sections.items()}
+    db: DatabaseSettings = built["database"]
+    if db.embedded:  # the embedded Postgres's generated passwords (tripstream/stack/postgres.py)
+        passfile = built["paths"].state_dir / "postgres" / "pgpass"
+        built["database"] = dataclasses.replace(
+            db,
+            url=with_passfile(db.url, passfile),
+            reader_url=with_passfile(db.reader_url, passfile) if db.reader_url else "",
+        )
     return Settings(**built)
+
+
+def with_passfile(url: str, passfile: Path) -> str:
+    """The URL with libpq's `passfile=` unless it carries a password or a passfile."""
+    parts = urlsplit(url)
+    if parts.password or "passfile=" in parts.query:
+        return url
+    query = "&".join(q for q in (parts.query, f"passfile={passfile}") if q)
+    return urlunsplit(parts._replace(query=query))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,8 +24,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
-    root = Path(tempfile.mkdtemp(prefix="tripstream-stack-"))
-    root.chmod(0o755)  # the embedded Postgres runs as 'nobody' when tests run as root
+    root = Path(tempfile.mkdtemp(prefix="tripstream-stack-"))  # 0700, like a home folder
     settings = make_settings(
         root,
         f"postgresql://tripstream@127.0.0.1:{procs.free_port()}/tripstream",
@@ -33,6 +33,7 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
         "trips",
         TRIPSTREAM_SPARK_MASTER_UI_PORT=str(procs.free_port()),
         TRIPSTREAM_KAFKA_CONTROLLER_PORT=str(procs.free_port()),
+        TRIPSTREAM_WEB_PORT=str(procs.free_port()),
     )
     # The stack hands its own environment to the producer and the streaming job.
     for key, value in settings_to_env(settings).items():
@@ -42,6 +43,7 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
         yield local
     finally:
         local.down()
+        local.purge()
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -61,13 +63,28 @@ def test_the_stack_comes_up_ingests_and_keeps_its_state_across_down_and_up(
     stack: LocalStack, sample_csv: Path, tmp_path: Path
 ) -> None:
     s = stack.settings
-    assert stack.up() is True
+    said: list[str] = []
+    assert stack.up(progress=said.append) is True  # returns once ready to ingest
+    assert said and all(line.startswith("  starting: waiting for") for line in said)
+    assert {"producer", "streaming"} <= {
+        p.name.removesuffix(".ready") for p in stack.run_dir.glob("*.ready")
+    }
+    assert procs.port_open(s.web.port)  # the dashboard is up too
+    dropped = time.monotonic()
     shutil.copy(sample_csv, s.paths.inbox / "trips.csv")
-    wait_for(lambda: committed(s)[0] == 100, 240, "the sample to be committed")
+    wait_for(lambda: committed(s)[0] == 100, 60, "the sample to be committed")
+    print(f"first file committed {time.monotonic() - dropped:.2f} s after `up` returned")
     assert stack.up() is False  # a second `make run` starts nothing
-    assert set(stack.running()) >= {"postgres", "broker", "spark-master", "producer", "streaming"}
+    assert set(stack.running()) >= {
+        "postgres",
+        "broker",
+        "spark-master",
+        "producer",
+        "streaming",
+        "web",
+    }
 
-    assert set(stack.down()) >= {"producer", "streaming", "spark", "broker", "postgres"}
+    assert set(stack.down()) >= {"producer", "streaming", "web", "spark", "broker", "postgres"}
     assert stack.running() == {}
 
     assert stack.up() is True

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from tripstream.stack.postgres import EmbeddedPostgres
 from tripstream.stack.spark import SparkCluster, java_binary, spark_env
 
 logger = logging.getLogger(__name__)
-JOBS = ("producer", "streaming")
+JOBS = ("producer", "streaming", "web")
 
 
 @dataclass(frozen=True)
@@ -64,15 +66,16 @@ class LocalStack:
                 found["postgres"] = pid
         return found
 
-    def up(self) -> bool:
-        """Start everything; False (and nothing started) if it is already up."""
+    def up(self, progress: Callable[[str], None] = logger.info) -> bool:
+        """Start everything and wait until it is ready to ingest; False (and nothing
+        started) if it is already up."""
         running = self.running()
         if any(name in running for name in JOBS):
             return False
         s = self.settings
         self.state.mkdir(parents=True, exist_ok=True)
-        self.state.chmod(0o755)
         env = spark_env(self.state)  # fails early, with advice, if Java is missing
+        procs.require_free(s.web.port, "the dashboard", "TRIPSTREAM_WEB_PORT")
         if s.database.embedded and "postgres" not in running:
             procs.require_free(s.database.port, "PostgreSQL", "TRIPSTREAM_DATABASE_URL")
             self.postgres().start()
@@ -93,6 +96,7 @@ class LocalStack:
         procs.spawn(
             "producer", [python, "-m", "producer"], self.run_dir, env=os.environ, cwd=PROJECT_ROOT
         )
+        procs.spawn("web", [python, "-m", "tripstream.cli", "web"], self.run_dir, env=os.environ)
         submit = str(Path(python).parent / "spark-submit")
         if not Path(submit).exists():
             raise SetupError(f"{submit} not found. Try `make install`.")
@@ -115,10 +119,53 @@ class LocalStack:
                 str(PROJECT_ROOT / "streaming" / "job.py"),
             ],
             self.run_dir,
-            env=env,
+            env=self._ready_env(env, "streaming"),
             cwd=PROJECT_ROOT,
         )
+        self.wait_ready(progress)
         return True
+
+    def _ready_env(self, env: Mapping[str, str], name: str) -> dict[str, str]:
+        """The process's environment, naming the file it writes once it is ready."""
+        ready = self.run_dir / f"{name}.ready"
+        ready.unlink(missing_ok=True)
+        return {**env, "TRIPSTREAM_READY_FILE": str(ready)}
+
+    def wait_ready(self, progress: Callable[[str], None], timeout: float = 300.0) -> None:
+        """Until the producer watches, every streaming query has started and the dashboard
+        listens; a line of progress every few seconds meanwhile."""
+        started = last = time.monotonic()
+        while True:
+            pending = [n for n in ("producer", "streaming") if not self._ready(n)]
+            if not procs.port_open(self.settings.web.port):
+                pending.append("web")
+            if not pending:
+                return
+            for name in pending:
+                if procs.read_pid(self.run_dir, name) is None:
+                    raise SetupError(
+                        f"the {name} process exited while starting. See its log: "
+                        f"{self.run_dir / name}.log"
+                    )
+            now = time.monotonic()
+            if now - started > timeout:
+                raise SetupError(
+                    f"{', '.join(pending)} not ready after {timeout:.0f}s. See the logs in "
+                    f"{self.run_dir}/."
+                )
+            if now - last >= 3.0:
+                progress(f"  starting: waiting for {', '.join(pending)} ({now - started:.0f} s)")
+                last = now
+            time.sleep(0.2)
+
+    def _ready(self, name: str) -> bool:
+        return (self.run_dir / f"{name}.ready").exists()
+
+    def purge(self) -> None:
+        """`make clean`: the embedded database's data and secrets (and, when run as root,
+        its private folder outside the clone)."""
+        if self.settings.database.embedded:
+            self.postgres().remove()
 
     def down(self) -> list[str]:
         stopped = [n for n in JOBS if procs.stop(self.run_dir, n, timeout=30)]
