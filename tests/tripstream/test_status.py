@@ -8,11 +8,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import psycopg2
 import pytest
 
 from tests.conftest import load_through_writer, wait_for
 from tripstream.cli import main
 from tripstream.settings import Settings
+from tripstream.stack.postgres import SUPERUSER, EmbeddedPostgres
 from tripstream.status import follow
 
 pytestmark = pytest.mark.integration
@@ -30,12 +32,19 @@ def test_follow_receives_a_file_dropped_after_it_started(
     listener.join(timeout=10)
 
 
-def test_follow_reconnects_and_catches_up(settings: Settings, db: Any, sample_csv: Path) -> None:
+def test_follow_reconnects_and_catches_up(
+    settings: Settings, db: Any, sample_csv: Path, postgres: EmbeddedPostgres
+) -> None:
     seen, listener = start_follow(settings, db, max_events=1)
-    db.execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-        "WHERE application_name = 'tripstream-status-follow'"
-    )
+    # only the superuser may end another role's session (the writer is not one)
+    admin = psycopg2.connect(postgres.url.replace("tripstream@", f"{SUPERUSER}@"))
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = 'tripstream-status-follow'"
+        )
+    admin.close()
     # while it reconnects a file is committed; the catch-up or the notification shows it
     db.execute(
         "INSERT INTO ingest_files (file_id, sha256, name, size_bytes, state, rows_valid)"

@@ -94,7 +94,11 @@ class LocalStack:
             folder.mkdir(parents=True, exist_ok=True)
         python = sys.executable
         procs.spawn(
-            "producer", [python, "-m", "producer"], self.run_dir, env=os.environ, cwd=PROJECT_ROOT
+            "producer",
+            [python, "-m", "producer"],
+            self.run_dir,
+            env=self._ready_env(os.environ, "producer"),
+            cwd=PROJECT_ROOT,
         )
         procs.spawn("web", [python, "-m", "tripstream.cli", "web"], self.run_dir, env=os.environ)
         submit = str(Path(python).parent / "spark-submit")
