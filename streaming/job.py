@@ -2,13 +2,15 @@
 
 Submit it (what `tripstream up` runs):
 
-    spark-submit --master spark://127.0.0.1:7077 --executor-memory 512m \\
-        --total-executor-cores 2 --conf spark.executor.cores=1 streaming/job.py
+    spark-submit --master spark://127.0.0.1:7077 --executor-memory 768m \\
+        --total-executor-cores 2 --conf spark.executor.cores=1 \\
+        --jars <the connector jars, python -m tripstream.stack.maven> streaming/job.py
 
 Settings come from config/defaults.toml + TRIPSTREAM_* (see README). The session puts
 Spark's Kafka connector on the classpath itself (`spark.jars`, resolved once from Maven
-Central into paths.jar_cache: tripstream/stack/maven.py), so `python -m streaming` and
-spark-submit alike need no --packages. Executors run the writer's Python from the project's
+Central into paths.jar_cache: tripstream/stack/maven.py), for `python -m streaming`;
+under spark-submit the driver's JVM is already running, so pass them with --jars as
+`tripstream up` does. Executors run the writer's Python from the project's
 venv (PYSPARK_PYTHON), installed with `pip install -e`.
 """
 
@@ -123,10 +125,6 @@ def whole_topic(settings: Settings, checkpoint: Path | None = None) -> Lane:
     return Lane("trips", (), checkpoint or s.checkpoint_dir, s.trigger_seconds)
 
 
-def make_writer(settings: Settings, checkpoint: Path) -> BatchWriter:
-    return BatchWriter(settings.database.url, str(checkpoint))
-
-
 def start_query(
     session: SparkSession,
     settings: Settings,
@@ -138,7 +136,7 @@ def start_query(
 ) -> Any:
     """Start one streaming query (by default over the whole topic); returns it."""
     lane = lane or whole_topic(settings, checkpoint)
-    writer = writer or make_writer(settings, lane.checkpoint)
+    writer = writer or BatchWriter(settings.database.url, str(lane.checkpoint))
     stream = kafka_stream(session, settings, lane.partitions)
     # Each lane in its own fair-scheduler pool: an express task takes the next free core
     # instead of queueing behind a bulk batch's tasks.
@@ -192,7 +190,9 @@ def main() -> int:
     lanes = plan_lanes(settings, partitions)
     warm_executors(session, settings)
     # One writer per lane, for every restart (the executors hold the connections).
-    writers = {lane.name: make_writer(settings, lane.checkpoint) for lane in lanes}
+    writers = {
+        lane.name: BatchWriter(settings.database.url, str(lane.checkpoint)) for lane in lanes
+    }
     queries: dict[str, Any] = {}
     backoff = {name: RestartBackoff() for name in writers}
     restart_at, started_at = dict.fromkeys(writers, 0.0), dict.fromkeys(writers, 0.0)
