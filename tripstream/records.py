@@ -18,7 +18,6 @@ per row, more than the Postgres writer's share.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -107,13 +106,6 @@ def chunk_headers(file_id: int, first_line: int, rows: int) -> list[tuple[str, b
 def record_key(partition: int, offset: int) -> int:
     """One int64 naming a Kafka record: the copy of a chunk that a batch keeps."""
     return (partition << RECORD_KEY_PARTITION_SHIFT) | offset
-
-
-def header(headers: Sequence[tuple[str, bytes]], name: str) -> bytes:
-    for key, value in headers:
-        if key == name:
-            return value
-    raise KeyError(name)
 
 
 def encode_payload(csv: bytes, codec: str) -> bytes:
