@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ from producer.watcher import InboxWatcher, classify
 from tripstream.db import apply_schema, retry
 from tripstream.errors import TransientError
 from tripstream.settings import Settings
+from tripstream.stack.procs import mark_ready
 
 logger = logging.getLogger(__name__)
 RECONCILE_EVERY_S = 5.0
@@ -47,8 +47,7 @@ def run_producer(settings: Settings, stop: threading.Event | None = None) -> Non
     ingester.make_way = lambda: _express_files(ingester, watcher, busy)
     watcher.start()
     logger.info("watching %s (done: %s, rejected: %s)", paths.inbox, paths.done, paths.rejected)
-    if ready := os.environ.get("TRIPSTREAM_READY_FILE"):  # `tripstream up` waits for it
-        Path(ready).write_text(str(os.getpid()))
+    mark_ready()  # `tripstream up` waits for it
     last_scan = last_reconcile = 0.0
     try:
         while not stop.is_set():

@@ -37,11 +37,10 @@ from tripstream.errors import TripstreamError
 from tripstream.kafka_clients import topic_partitions
 from tripstream.settings import Settings, load_settings
 from tripstream.stack.maven import connector_jars
+from tripstream.stack.procs import mark_ready
 from tripstream.stack.spark import java_binary
 
 logger = logging.getLogger(__name__)
-# `tripstream up` names a file here; the job writes it once all its queries have started.
-READY_FILE_ENV = "TRIPSTREAM_READY_FILE"
 
 
 def build_session(settings: Settings, app: str = "tripstream-streaming") -> SparkSession:
@@ -161,12 +160,6 @@ def warm_executors(session: SparkSession, settings: Settings) -> None:
     session.range(0, cores, numPartitions=cores).mapInArrow(task, RESULT_SCHEMA).collect()
 
 
-def mark_ready() -> None:
-    """Tell `tripstream up` (which names the file) that every query has started."""
-    if path := os.environ.get(READY_FILE_ENV):
-        Path(path).write_text(str(os.getpid()))
-
-
 def main() -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -229,7 +222,7 @@ def main() -> int:
                 lane.checkpoint,
             )
         if len(queries) == len(lanes) and not ready:
-            mark_ready()
+            mark_ready()  # `tripstream up` waits for every query to have started
             ready = True
         stop.wait(1.0)
     for name, query in queries.items():

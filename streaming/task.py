@@ -96,7 +96,8 @@ class TaskResult:
 
 
 @functools.cache
-def _sql(name: str) -> str:
+def writer_sql(name: str) -> str:
+    """sql/writer/<name>.sql, read once."""
     return (SQL_DIR / "writer" / f"{name}.sql").read_text(encoding="utf-8")
 
 
@@ -223,7 +224,7 @@ def _claim_and_write(
     chosen = choose_records(table)
     claimed = psycopg2.extras.execute_values(
         cur,
-        _sql("claim_chunks"),
+        writer_sql("claim_chunks"),
         sorted((f, line, n, batch_id) for (f, line), (_, n) in chosen.items()),
         fetch=True,
         page_size=10000,
@@ -237,17 +238,17 @@ def _claim_and_write(
     began = time.monotonic()
     _copy(cur, with_timestamp(in_cell_order(rows)), "public.trip_data", TRIP_COLUMNS)
     copied = time.monotonic()
-    cur.execute(_sql("temp_tables"))
+    cur.execute(writer_sql("temp_tables"))
     for name, counts in aggregates(rows).items():
         _copy(cur, counts, f"tmp_{name}", COUNT_COLUMNS[name])
-    cur.execute(_sql("upsert_counts"))
+    cur.execute(writer_sql("upsert_counts"))
     counted = time.monotonic()
     per_file = (
         rows.group_by("file_id", use_threads=False).aggregate([("line_no", "count")]).to_pylist()
     )
     updated = psycopg2.extras.execute_values(
         cur,
-        _sql("file_progress"),
+        writer_sql("file_progress"),
         sorted((r["file_id"], r["line_no_count"]) for r in per_file),
         template="(%s::bigint, %s::bigint)",
         fetch=True,

@@ -22,15 +22,13 @@ import signal
 import time
 from typing import Any
 
-from streaming.task import RESULT_SCHEMA, TaskResult, write_task
-from tripstream import SQL_DIR
+from streaming.task import RESULT_SCHEMA, TaskResult, write_task, writer_sql
 from tripstream.db import retry, transaction
 
 logger = logging.getLogger(__name__)
 # Fault injection for the exactly-once test: die right after the driver recorded batch N,
 # before Spark records the batch in its checkpoint (a crash at the worst moment).
 CRASH_AFTER_COMMIT_ENV = "TRIPSTREAM_FAULT_CRASH_AFTER_COMMIT"
-RECORD_BATCH = (SQL_DIR / "writer" / "record_batch.sql").read_text(encoding="utf-8")
 
 
 @functools.cache
@@ -65,7 +63,7 @@ def record_batch(
     offsets = {"start": total.start, "end": total.end}
     with transaction(url, application="tripstream-streaming") as cur:
         cur.execute(
-            RECORD_BATCH,
+            writer_sql("record_batch"),
             {
                 "checkpoint": checkpoint,
                 "batch_id": batch_id,

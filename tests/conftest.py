@@ -327,19 +327,9 @@ def arrow_batch_of(
     """A file as the source would deliver it: one Arrow batch per chunk, concatenated."""
     import pyarrow as pa
 
-    from producer.chunks import build_chunk
-    from producer.reader import line_blocks
-    from tripstream.records import decode_payload, record_key
+    from tripstream.floor import decoded_chunks
 
-    batches = []
-    for i, (first, block) in enumerate(line_blocks(path, chunk_rows)):
-        chunk = build_chunk(first, block, name=path.name, max_len=100)
-        if chunk.rows:
-            batches.append(
-                decode_payload(
-                    chunk.payload, file_id, first, record_key(partition, first_offset + i), 0
-                )
-            )
+    batches = list(decoded_chunks(path, file_id, chunk_rows, partition, first_offset))
     return pa.Table.from_batches(batches)
 
 

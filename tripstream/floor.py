@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -36,6 +37,19 @@ def _database_url(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
+def decoded_chunks(
+    path: Path, file_id: int, chunk_rows: int, partition: int = 0, first_offset: int = 0
+) -> Iterator[pa.RecordBatch]:
+    """A file's chunks as the tasks decode them (ARROW_SCHEMA), at consecutive offsets of
+    one partition from `first_offset`; chunks without valid rows are skipped."""
+    offset = first_offset
+    for first, block in line_blocks(path, chunk_rows, name=path.name):
+        chunk = build_chunk(first, block, name=path.name, max_len=100)
+        if chunk.rows:
+            yield decode_payload(chunk.payload, file_id, first, record_key(partition, offset), 0)
+            offset += 1
+
+
 def predecode(files: list[Path], out: Path, chunk_rows: int, rows_per_batch: int) -> int:
     """The files as the tasks would see them, decoded, into one Parquet file of
     `rows_per_batch`-row groups; registers nothing. Returns the rows written."""
@@ -51,15 +65,11 @@ def predecode(files: list[Path], out: Path, chunk_rows: int, rows_per_batch: int
         pending, rows = [], 0
 
     for path in files:
-        file_id = file_id_of(file_digest(path))
-        for first, block in line_blocks(path, chunk_rows, name=path.name):
-            chunk = build_chunk(first, block, name=path.name, max_len=100)
-            if not chunk.rows:
-                continue
-            pending.append(decode_payload(chunk.payload, file_id, first, record_key(0, offset), 0))
+        for batch in decoded_chunks(path, file_id_of(file_digest(path)), chunk_rows, 0, offset):
+            pending.append(batch)
             offset += 1
-            rows += chunk.rows
-            total += chunk.rows
+            rows += batch.num_rows
+            total += batch.num_rows
             if rows >= rows_per_batch:
                 flush()
     if pending:

@@ -133,7 +133,7 @@ class LocalStack:
         """The process's environment, naming the file it writes once it is ready."""
         ready = self.run_dir / f"{name}.ready"
         ready.unlink(missing_ok=True)
-        return {**env, "TRIPSTREAM_READY_FILE": str(ready)}
+        return {**env, procs.READY_FILE_ENV: str(ready)}
 
     def wait_ready(self, progress: Callable[[str], None], timeout: float = 300.0) -> None:
         """Until the producer watches, every streaming query has started and the dashboard

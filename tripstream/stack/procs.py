@@ -13,6 +13,15 @@ from pathlib import Path
 
 from tripstream.errors import SetupError
 
+# `tripstream up` names a file in this variable for each process it waits for; the process
+# writes it once it is ready (the producer watching, the job with every query started).
+READY_FILE_ENV = "TRIPSTREAM_READY_FILE"
+
+
+def mark_ready() -> None:
+    if path := os.environ.get(READY_FILE_ENV):
+        Path(path).write_text(str(os.getpid()))
+
 
 def free_port() -> int:
     with socket.socket() as s:
