@@ -41,10 +41,14 @@ BEGIN
     IF to_regclass('public.' || name) IS NULL THEN
         -- Two lanes may need the same new partition at once: one creates it, one waits.
         PERFORM pg_advisory_xact_lock(hashtext('tripstream.trip_data_partition'));
-        IF to_regclass('public.' || name) IS NULL THEN
+        -- The waiter's catalog cache may not show the table the other just committed
+        -- (an advisory lock reads no invalidations): its CREATE then finds it.
+        BEGIN
             EXECUTE format('CREATE TABLE public.%I PARTITION OF public.trip_data'
                            ' FOR VALUES FROM (%s) TO (%s)', name, lo, lo + per_partition);
-        END IF;
+        EXCEPTION WHEN duplicate_table OR unique_violation THEN
+            NULL;
+        END;
     END IF;
     RETURN name;
 END
