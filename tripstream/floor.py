@@ -5,8 +5,10 @@ rate over the floor's tells what the streaming machinery costs above Postgres's 
 
 It runs in a database of its own on the same server (`<dbname>_floor`, dropped after), so
 the pipeline's tables are untouched. The batches are decoded before the clock starts, into
-a Parquet file (100M decoded rows do not fit in memory), and read back batch by batch
-(about 0.1 us a row); two threads commit them in parallel, as the two bulk queries do.
+a Parquet file per source file (100M decoded rows do not fit in memory), and read back
+batch by batch (about 0.1 us a row); two threads commit them in parallel, as the two bulk
+queries do. Each trip_data partition the writers are done with is dropped, so the floor
+needs no second copy of trip_data on disk.
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
+import psycopg2.errors
+import psycopg2.extensions
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -31,6 +36,7 @@ from tripstream.db import apply_schema, connect
 from tripstream.records import decode_payload, record_key
 
 logger = logging.getLogger(__name__)
+PARTITION_BATCHES = 50  # batch ids per trip_data partition (sql/schema/002_trip_data.sql)
 
 
 def _database_url(url: str, name: str) -> str:
@@ -50,12 +56,17 @@ def decoded_chunks(
             offset += 1
 
 
-def predecode(files: list[Path], out: Path, chunk_rows: int, rows_per_batch: int) -> int:
-    """The files as the tasks would see them, decoded, into one Parquet file of
+OFFSETS_PER_FILE = 1 << 24  # each file's chunks get offsets of their own range
+
+
+def predecode_file(
+    path: Path, out: Path, chunk_rows: int, rows_per_batch: int, first_offset: int
+) -> int:
+    """One file as the tasks would see it, decoded, into a Parquet file of
     `rows_per_batch`-row groups; registers nothing. Returns the rows written."""
     writer: pq.ParquetWriter | None = None
     pending: list[pa.RecordBatch] = []
-    rows = offset = total = 0
+    rows = total = 0
 
     def flush() -> None:
         nonlocal writer, pending, rows
@@ -64,14 +75,12 @@ def predecode(files: list[Path], out: Path, chunk_rows: int, rows_per_batch: int
         writer.write_table(table, row_group_size=table.num_rows)
         pending, rows = [], 0
 
-    for path in files:
-        for batch in decoded_chunks(path, file_id_of(file_digest(path)), chunk_rows, 0, offset):
-            pending.append(batch)
-            offset += 1
-            rows += batch.num_rows
-            total += batch.num_rows
-            if rows >= rows_per_batch:
-                flush()
+    for batch in decoded_chunks(path, file_id_of(file_digest(path)), chunk_rows, 0, first_offset):
+        pending.append(batch)
+        rows += batch.num_rows
+        total += batch.num_rows
+        if rows >= rows_per_batch:
+            flush()
     if pending:
         flush()
     if writer is not None:
@@ -79,13 +88,63 @@ def predecode(files: list[Path], out: Path, chunk_rows: int, rows_per_batch: int
     return total
 
 
-def register_files(url: str, decoded: Path) -> None:
-    """The files as the producer leaves them: published, with their valid rows."""
-    ids = pq.read_table(decoded, columns=["file_id"]).column("file_id")
-    counts = pa.table({"file_id": ids}).group_by("file_id").aggregate([("file_id", "count")])
+def predecode(files: list[Path], work: Path, chunk_rows: int, rows_per_batch: int) -> list[Path]:
+    """Every file decoded (predecode_file), two at a time: 100M rows take minutes of
+    Python. Returns the Parquet files with rows, in the files' order."""
+    outs = [work / f"floor-{n:04d}.parquet" for n in range(len(files))]
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        rows = list(
+            pool.map(
+                predecode_file,
+                files,
+                outs,
+                [chunk_rows] * len(files),
+                [rows_per_batch] * len(files),
+                [n * OFFSETS_PER_FILE for n in range(len(files))],
+            )
+        )
+    return [out for out, n in zip(outs, rows, strict=True) if n]
+
+
+def _drop_finished_partition(conn: psycopg2.extensions.connection, batch_id: int) -> None:
+    """Drop the trip_data partition of `batch_id` once no writer can touch it again (the
+    groups go out in order, one in flight per thread), as the pipeline's writer never does
+    either: 100M rows then need one copy of trip_data on disk, not two. The count tables,
+    the ledgers and the newest partitions stay, so the writes see the same sizes."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT public.trip_data_partition_for(%s)", (batch_id,))
+        row = cur.fetchone()
+        partition = row[0] if row else "trip_data"
+        if partition != "trip_data":
+            cur.execute(f'DROP TABLE IF EXISTS public."{partition}"')
+    conn.commit()
+
+
+def _drop_database(admin: psycopg2.extensions.connection, name: str) -> None:
+    """DROP DATABASE once the floor's own connections are gone. Without FORCE: that waits
+    for (and stops) an autovacuum worker, which FORCE, not being superuser, may not end."""
+    for attempt in range(20):
+        try:
+            with admin.cursor() as cur:
+                cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            return
+        except psycopg2.errors.ObjectInUse:
+            if attempt == 19:
+                raise
+            time.sleep(0.5)
+
+
+def register_files(url: str, decoded: list[Path]) -> None:
+    """The files as the producer leaves them: published, with their valid rows (one source
+    file per Parquet file)."""
+    counts = []
+    for path in decoded:
+        source = pq.ParquetFile(path)
+        file_id = source.read_row_group(0, columns=["file_id"]).column(0)[0].as_py()
+        counts.append({"file_id": file_id, "file_id_count": source.metadata.num_rows})
     conn = connect(url, application="tripstream-floor")
     with conn, conn.cursor() as cur:
-        for row in counts.to_pylist():
+        for row in counts:
             cur.execute(
                 "INSERT INTO ingest_files (file_id, sha256, name, size_bytes, state, rows_valid)"
                 " VALUES (%s, 'floor', 'floor', 0, 'published', %s)",
@@ -103,9 +162,8 @@ def measure_floor(
     rows_per_batch: int = 100_000,
 ) -> dict[str, Any]:
     """Rows/s of the writer's SQL alone on these files (two writers in parallel)."""
-    decoded = work / "floor.parquet"
     work.mkdir(parents=True, exist_ok=True)
-    predecode(files, decoded, chunk_rows, rows_per_batch)
+    decoded = predecode(files, work, chunk_rows, rows_per_batch)
     name = (urlsplit(url).path.lstrip("/") or "postgres") + "_floor"
     admin = psycopg2.connect(url)
     admin.autocommit = True
@@ -113,26 +171,33 @@ def measure_floor(
         cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
         cur.execute(f'CREATE DATABASE "{name}"')
     floor_url = _database_url(url, name)
-    source = pq.ParquetFile(decoded)
-    total = source.metadata.num_rows
+    sources = [pq.ParquetFile(path) for path in decoded]
+    total = sum(source.metadata.num_rows for source in sources)
     try:
         apply_schema(floor_url)
         register_files(floor_url, decoded)
-        groups = iter(range(source.num_row_groups))
+        groups = iter(
+            enumerate((source, g) for source in sources for g in range(source.num_row_groups))
+        )
         lock = threading.Lock()
         errors: list[BaseException] = []
+        dropped: list[int] = []
 
         def writer(lane: int) -> None:
             conn = connect(floor_url, application=f"tripstream-floor-{lane}")
             try:
                 while True:
                     with lock:
-                        group = next(groups, None)
-                        if group is None:
+                        item = next(groups, None)
+                        if item is None:
                             return
+                        batch_id, (source, group) = item
                         table = source.read_row_group(group)
-                    result: TaskResult = commit_rows(conn, table, group)
-                    record_batch(floor_url, f"floor-{lane}", group, result, 0)
+                    if batch_id >= 2 * PARTITION_BATCHES and batch_id % PARTITION_BATCHES == 0:
+                        _drop_finished_partition(conn, batch_id - 2 * PARTITION_BATCHES)
+                        dropped.append(batch_id - 2 * PARTITION_BATCHES)
+                    result: TaskResult = commit_rows(conn, table, batch_id)
+                    record_batch(floor_url, f"floor-{lane}", batch_id, result, 0)
             except BaseException as e:  # surfaced below
                 errors.append(e)
             finally:
@@ -148,9 +213,14 @@ def measure_floor(
         if errors:
             raise errors[0]
     finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _drop_database(admin, name)
         admin.close()
-        decoded.unlink(missing_ok=True)
+        for path in decoded:
+            path.unlink(missing_ok=True)
     logger.info("Postgres floor: %s rows in %.1f s", total, elapsed)
-    return {"rows": total, "seconds": round(elapsed, 2), "rows_per_s": round(total / elapsed)}
+    return {
+        "rows": total,
+        "seconds": round(elapsed, 2),
+        "rows_per_s": round(total / elapsed),
+        "partitions_dropped": len(dropped),
+    }

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from tripstream.bench import run_bench
+from tripstream.floor import measure_floor
+from tripstream.generate import generate_files
 from tripstream.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -60,3 +62,18 @@ def test_bench_smoke_produces_an_exact_report(
     assert len(result["deciles"]) == 10 and all(d > 0 for d in result["deciles"])
     db.execute("SELECT count(*) FROM pg_database WHERE datname LIKE '%%_floor'")
     assert db.fetchone() == (0,)  # dropped after
+
+
+def test_floor_drops_the_trip_data_partitions_its_writers_are_done_with(
+    postgres: Any, tmp_path: Path
+) -> None:
+    # 6000 rows in 40-row batches: batch ids 0-149, trip_data partitions of 50 batch ids.
+    # When batch 100 starts, no writer can touch partition 0-49 again: it goes, and the
+    # floor needs no second copy of trip_data on the disk (100M rows: 22 GB).
+    files = generate_files(tmp_path / "data", rows=6000, files=2, seed=3)
+    result = measure_floor(
+        postgres.url, files, tmp_path / "floor", chunk_rows=20, rows_per_batch=40
+    )
+    assert result["rows"] == 6000
+    assert result["partitions_dropped"] == 1
+    assert not list((tmp_path / "floor").glob("*.parquet"))  # the decoded batches are gone
