@@ -77,6 +77,12 @@ class MemoryWatch(threading.Thread):
     def __init__(self, run_dir: Path, extra: dict[str, Path] | None = None) -> None:
         super().__init__(daemon=True)
         self.run_dir, self.peak_mb = run_dir, {}  # type: ignore[var-annotated]
+        # PSS (each shared page split among the processes mapping it): sums without counting
+        # a fork's or the shared buffers' pages twice. Per row, per Spark worker (its daemon,
+        # executor and Python workers together) and for the whole stack, each at its peak.
+        self.peak_pss_mb: dict[str, int] = {}
+        self.worker_pss_mb: dict[str, int] = {}
+        self.stack_pss_mb = 0
         self.extra = extra or {}  # name -> a pid file outside run_dir (e.g. postmaster.pid)
         self.cpu_first: dict[str, float] = {}
         self.cpu_last: dict[str, float] = {}
@@ -101,8 +107,19 @@ class MemoryWatch(threading.Thread):
         kind = "jvm" if p.name() == "java" else "python"
         return parent if parent.endswith(f" {kind}") else f"{parent} {kind}"
 
+    @staticmethod
+    def _pss_mb(p: psutil.Process, rss_mb: float) -> float:
+        try:
+            for line in Path(f"/proc/{p.pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return rss_mb
+
     def _sample(self) -> None:
         rss: dict[str, float] = {}
+        pss: dict[str, float] = {}
         cpu: dict[str, float] = {}
         for stem, pid_file in self._pid_files().items():
             try:
@@ -122,10 +139,20 @@ class MemoryWatch(threading.Thread):
                 except psutil.Error:
                     continue
                 rss[name] = merge(rss.get(name, 0.0), mb)
+                pss[name] = pss.get(name, 0.0) + self._pss_mb(p, mb)
                 cpu[name] = cpu.get(name, 0.0) + t.user + t.system
                 # Exited children: their CPU moves to the row of the parent that reaped them.
                 cpu[name] += t.children_user + t.children_system
                 todo += [(k, name) for k in kids]
+        workers: dict[str, float] = {}
+        for name, mb in pss.items():
+            self.peak_pss_mb[name] = round(max(self.peak_pss_mb.get(name, 0), mb))
+            if name.startswith("spark-worker-"):
+                worker = name.split()[0]
+                workers[worker] = workers.get(worker, 0.0) + mb
+        for worker, mb in workers.items():
+            self.worker_pss_mb[worker] = round(max(self.worker_pss_mb.get(worker, 0), mb))
+        self.stack_pss_mb = round(max(self.stack_pss_mb, sum(pss.values())))
         for name, mb in rss.items():
             self.peak_mb[name] = round(max(self.peak_mb.get(name, 0), mb))
             self.cpu_first.setdefault(name, cpu[name])
@@ -369,16 +396,25 @@ def write_report(result: dict[str, Any], out_dir: Path) -> Path:
             for g in growth
         ]
     cpu = result.get("cpu_s", {})
-    lines += ["", "| process | peak RSS MB | CPU s |", "| --- | --- | --- |"]
+    pss = result.get("peak_pss_mb", {})
+    lines += ["", "| process | peak RSS MB | peak PSS MB | CPU s |", "| --- | --- | --- | --- |"]
     lines += [
-        f"| {n} | {mb} | {cpu.get(n, '')} |" for n, mb in sorted(result["peak_rss_mb"].items())
+        f"| {n} | {mb} | {pss.get(n, '')} | {cpu.get(n, '')} |"
+        for n, mb in sorted(result["peak_rss_mb"].items())
     ]
     lines += [
         "",
         "CPU s over the pipeline phase; a process's children count in its own rows (an"
         " executor's Python workers, the driver's Python); postgres: all backends, RSS of the"
-        " largest.",
+        " largest, PSS of all (the shared buffers once).",
     ]
+    if result.get("worker_pss_mb"):
+        lines += [
+            "",
+            "Memory at its peak (PSS): each Spark worker with its executor and Python workers "
+            + ", ".join(f"{w} {mb} MB" for w, mb in sorted(result["worker_pss_mb"].items()))
+            + f"; the whole stack {result.get('stack_pss_mb', 0):,} MB.",
+        ]
     if result.get("notes"):
         lines += ["", "Notes:", "", result["notes"]]
     lines += [
@@ -469,6 +505,9 @@ def run_bench(settings: Settings, args: argparse.Namespace, *, start_stack: bool
     )
     watch.done.set()
     result["peak_rss_mb"] = watch.peak_mb
+    result["peak_pss_mb"] = watch.peak_pss_mb
+    result["worker_pss_mb"] = watch.worker_pss_mb
+    result["stack_pss_mb"] = watch.stack_pss_mb
     result["cpu_s"] = watch.cpu_seconds()
     result["ratio"] = result["pipeline"]["rows_per_s"] / max(result["ceiling"]["rows_per_s"], 1)
     result["deciles"] = deciles(result["pipeline"]["timeline"], rows)
