@@ -2,8 +2,8 @@
 
 Submit it (what `tripstream up` runs):
 
-    spark-submit --master spark://127.0.0.1:7077 --executor-memory 768m \\
-        --total-executor-cores 2 --conf spark.executor.cores=1 \\
+    spark-submit --master spark://127.0.0.1:7077 --executor-memory 512m \\
+        --total-executor-cores 4 --conf spark.executor.cores=2 \\
         --jars <the connector jars, python -m tripstream.stack.maven> streaming/job.py
 
 Settings come from config/defaults.toml + TRIPSTREAM_* (see README). The session puts
@@ -51,7 +51,7 @@ def build_session(settings: Settings, app: str = "tripstream-streaming") -> Spar
         .master(spark.master)
         .config("spark.jars", ",".join(str(j) for j in jars))
         .config("spark.executor.memory", spark.executor_memory)
-        .config("spark.executor.cores", "1")
+        .config("spark.executor.cores", str(spark.worker_cores))
         .config("spark.cores.max", str(spark.workers * spark.worker_cores))
         .config("spark.driver.memory", spark.driver_memory)
         .config("spark.sql.session.timeZone", "UTC")
@@ -61,6 +61,11 @@ def build_session(settings: Settings, app: str = "tripstream-streaming") -> Spar
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.scheduler.mode", "FAIR")
+        # Spark's Kafka source pins each topic partition to one executor (a cached
+        # consumer): with the default 3 s locality wait, a task whose executor is busy
+        # waited for it while the other core sat idle, and the express lane's partition
+        # shares an executor with half the bulk ones. Run every task on the first free core.
+        .config("spark.locality.wait", "0s")
     )
     for name in FAULT_ENVS:  # fault injection for the tests, read by the tasks
         if name in os.environ:

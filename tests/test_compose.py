@@ -86,10 +86,10 @@ def test_host_ports_are_the_documented_ones() -> None:
 
 
 @pytest.mark.parametrize("worker", ["spark-worker-1", "spark-worker-2"])
-def test_workers_have_one_gigabyte_and_one_core(worker: str) -> None:
+def test_workers_have_one_gigabyte_and_two_task_slots(worker: str) -> None:
     command = SERVICES[worker]["command"]
     assert command[command.index("--memory") + 1] == "1g"
-    assert command[command.index("--cores") + 1] == "1"
+    assert command[command.index("--cores") + 1] == "2"  # as config/defaults.toml
     assert command[-1] == "spark://spark-master:7077"
 
 

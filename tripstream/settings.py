@@ -84,8 +84,8 @@ class SparkSettings:
     master_ui_port: int = 8100
     workers: int = 2
     worker_memory: str = "1g"
-    worker_cores: int = 1
-    executor_memory: str = "768m"
+    worker_cores: int = 2
+    executor_memory: str = "512m"
     driver_memory: str = "1g"
 
     @property

@@ -117,7 +117,7 @@ class LocalStack:
                 "--total-executor-cores",
                 str(s.spark.workers * s.spark.worker_cores),
                 "--conf",
-                "spark.executor.cores=1",
+                f"spark.executor.cores={s.spark.worker_cores}",
                 "--jars",
                 ",".join(str(j) for j in connector_jars(s.paths.jar_cache, java)),
                 str(PROJECT_ROOT / "streaming" / "job.py"),

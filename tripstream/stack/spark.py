@@ -107,7 +107,7 @@ class SparkCluster:
     ui_port: int
     workers: int = 2
     memory: str = "1g"
-    cores: int = 1
+    cores: int = 2  # task slots (config/defaults.toml: spark.worker_cores)
 
     @property
     def master_url(self) -> str:
