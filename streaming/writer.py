@@ -71,6 +71,9 @@ def record_batch(
                 "rows_in": total.rows_in,
                 "rows_new": total.rows_new,
                 "duration_ms": duration_ms,
+                "decode_ms": total.decode_ms,
+                "copy_ms": total.copy_ms,
+                "counts_ms": total.counts_ms,
             },
         )
         new = cur.fetchone() is not None

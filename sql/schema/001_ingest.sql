@@ -58,3 +58,8 @@ CREATE TABLE IF NOT EXISTS stream_batches (
     committed_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (checkpoint, batch_id)
 );
+-- Where the batch's time went, its slowest task's: reading and decoding its Kafka records,
+-- the COPY into trip_data, the count upserts (docs/scale.md follows them as tables grow).
+ALTER TABLE stream_batches ADD COLUMN IF NOT EXISTS decode_ms integer,
+                           ADD COLUMN IF NOT EXISTS copy_ms integer,
+                           ADD COLUMN IF NOT EXISTS counts_ms integer;

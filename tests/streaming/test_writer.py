@@ -94,12 +94,15 @@ def test_a_replayed_batch_writes_nothing_and_is_recorded_once(
     halves = [table.slice(0, 40), table.slice(40)]  # two tasks, their own chunks each
     url = settings.database.url
     first = merge([commit(settings, t, 7) for t in halves])
+    first.decode_ms = 5  # set by write_task, around commit_rows
     assert record_batch(url, "ckpt-a", 7, first, 10) is True
     replay = merge([commit(settings, t, 7) for t in halves])
     assert (replay.rows_in, replay.rows_new) == (100, 0)
     assert record_batch(url, "ckpt-a", 7, replay, 10) is False  # a replay
     db.execute("SELECT rows_in, rows_new, offsets FROM stream_batches")
     assert db.fetchall() == [(100, 100, {"start": {"0": 0}, "end": {"0": 3}})]
+    db.execute("SELECT decode_ms, copy_ms, counts_ms FROM stream_batches")
+    assert db.fetchall() == [(5, first.copy_ms, first.counts_ms)]  # the first record's
     assert set(recount_differences(db).values()) == {0}
 
 
