@@ -78,8 +78,9 @@ class MemoryWatch(threading.Thread):
         super().__init__(daemon=True)
         self.run_dir, self.peak_mb = run_dir, {}  # type: ignore[var-annotated]
         # PSS (each shared page split among the processes mapping it): sums without counting
-        # a fork's or the shared buffers' pages twice. Per row, per Spark worker (its daemon,
-        # executor and Python workers together) and for the whole stack, each at its peak.
+        # a fork's or the shared buffers' pages twice. Per row, per Spark worker (what runs in
+        # the 1 GB it offers: its executor and that one's Python workers; the worker daemon
+        # is a row of its own) and for the whole stack, each at its peak.
         self.peak_pss_mb: dict[str, int] = {}
         self.worker_pss_mb: dict[str, int] = {}
         self.stack_pss_mb = 0
@@ -147,7 +148,7 @@ class MemoryWatch(threading.Thread):
         workers: dict[str, float] = {}
         for name, mb in pss.items():
             self.peak_pss_mb[name] = round(max(self.peak_pss_mb.get(name, 0), mb))
-            if name.startswith("spark-worker-"):
+            if name.startswith("spark-worker-") and " executor" in name:
                 worker = name.split()[0]
                 workers[worker] = workers.get(worker, 0.0) + mb
         for worker, mb in workers.items():
@@ -229,6 +230,69 @@ def milestones(rows: int) -> list[int]:
     return out
 
 
+POSTGRES_STATS = """
+SELECT w.wal_records, w.wal_fpi, w.wal_bytes::bigint,
+       c.num_timed + c.num_requested AS checkpoints, c.buffers_written,
+       d.blks_read, d.blks_hit,
+       pg_total_relation_size('similar_trip_counts') AS similar_bytes,
+       pg_total_relation_size('area_week_counts') AS area_week_bytes,
+       (SELECT coalesce(sum(pg_total_relation_size(relid)), 0)::bigint
+        FROM pg_partition_tree('public.trip_data')) AS trip_data_bytes,
+       (SELECT coalesce(sum(autovacuum_count + autoanalyze_count), 0)::bigint
+        FROM pg_stat_user_tables) AS autovacuums
+FROM pg_stat_wal w, pg_stat_checkpointer c, pg_stat_database d
+WHERE d.datname = current_database()
+"""
+
+
+def postgres_stats(url: str) -> dict[str, int]:
+    """WAL (records, full-page images, bytes), checkpoints, block reads against hits, the
+    growing tables' sizes and autovacuum runs, cumulative: what may slow the writer."""
+    conn = connect(url, application="tripstream-bench")
+    try:
+        with conn.cursor() as cur:
+            cur.execute(POSTGRES_STATS)
+            row = cur.fetchone()
+            names = [c.name for c in cur.description or []]
+    finally:
+        conn.close()
+    return dict(zip(names, [int(v) for v in row or []], strict=False))
+
+
+def phases(url: str, expected: int) -> list[dict[str, Any]]:
+    """Per tenth of the bulk rows, in commit order: the slowest task's decode, COPY and
+    count-upsert times per 100k rows of its batch (the express lane left out)."""
+    conn = connect(url, application="tripstream-bench")
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT rows_new, decode_ms, copy_ms, counts_ms FROM stream_batches"
+                " WHERE checkpoint NOT LIKE '%%express' AND rows_new > 0"
+                " AND copy_ms IS NOT NULL ORDER BY committed_at"
+            )
+            batches = cur.fetchall()
+    finally:
+        conn.close()
+    out: list[dict[str, Any]] = []
+    done, tenth = 0, max(expected // 10, 1)
+    sums = [0, 0, 0, 0]
+    for i, (rows, *ms) in enumerate(batches):
+        sums = [sums[0] + rows, *(a + b for a, b in zip(sums[1:], ms, strict=True))]
+        done += rows
+        if done >= tenth * (len(out) + 1) or i == len(batches) - 1:
+            per = 100_000 / max(sums[0], 1)
+            out.append(
+                {
+                    "rows": done,
+                    "decode_ms_per_100k": round(sums[1] * per),
+                    "copy_ms_per_100k": round(sums[2] * per),
+                    "counts_ms_per_100k": round(sums[3] * per),
+                }
+            )
+            sums = [0, 0, 0, 0]
+    return out[:10]
+
+
 def pipeline(
     settings: Settings, files: list[Path], expected: int, probes: int, work: Path, timeout: float
 ) -> dict[str, Any]:
@@ -255,6 +319,8 @@ def pipeline(
     done = 0
     growth: list[dict[str, Any]] = []
     sizes = milestones(expected)
+    stats: list[dict[str, Any]] = []
+    next_stats = 0.0
     while time.monotonic() < deadline:
         try:
             done = _committed(url) - base
@@ -264,6 +330,12 @@ def pipeline(
             continue
         now = time.monotonic()
         timeline.append((round(now - started, 1), done))
+        if now >= next_stats:
+            next_stats = now + 15.0
+            try:
+                stats.append({"t": round(now - started, 1), "rows": done, **postgres_stats(url)})
+            except psycopg2.Error as e:
+                logger.warning("Postgres statistics unavailable: %s", str(e).splitlines()[0])
         # probes spread over the load: probe k once k/(probes+1) of the bulk is committed
         n_dropped = probes - len(probe_files)
         if probe_files and done > 0 and done >= expected * n_dropped / (probes + 1):
@@ -302,6 +374,7 @@ def pipeline(
         "complete": done >= expected,
         "timeline": timeline,
         "growth": growth,
+        "postgres": stats,
         "latency_s": {
             "samples": [round(x, 2) for x in latencies],
             "p50": _pct(latencies, 50),
@@ -395,6 +468,7 @@ def write_report(result: dict[str, Any], out_dir: Path) -> Path:
             + " |"
             for g in growth
         ]
+    lines += growth_table(result)
     cpu = result.get("cpu_s", {})
     pss = result.get("peak_pss_mb", {})
     lines += ["", "| process | peak RSS MB | peak PSS MB | CPU s |", "| --- | --- | --- | --- |"]
@@ -411,7 +485,8 @@ def write_report(result: dict[str, Any], out_dir: Path) -> Path:
     if result.get("worker_pss_mb"):
         lines += [
             "",
-            "Memory at its peak (PSS): each Spark worker with its executor and Python workers "
+            "Memory at its peak (PSS): in each Spark worker's 1 GB, its executor and its Python"
+            " workers "
             + ", ".join(f"{w} {mb} MB" for w, mb in sorted(result["worker_pss_mb"].items()))
             + f"; the whole stack {result.get('stack_pss_mb', 0):,} MB.",
         ]
@@ -427,6 +502,43 @@ def write_report(result: dict[str, Any], out_dir: Path) -> Path:
     summary.write_text("\n".join(lines) + "\n")
     _plot(result, out_dir / f"{stamp}.png")
     return summary
+
+
+def growth_table(result: dict[str, Any]) -> list[str]:
+    """Per tenth of the rows: the rate, where the tasks' time went, and Postgres's WAL,
+    full-page images, checkpoints, block reads and table sizes over that tenth."""
+    tenths, stats = result.get("phases", []), result["pipeline"].get("postgres", [])
+    if not tenths or len(stats) < 2:
+        return []
+
+    def at(rows: int) -> dict[str, int]:  # the first sample past `rows`
+        return next((x for x in stats if x["rows"] >= rows), stats[-1])
+
+    lines = [
+        "",
+        "| rows | rows/s | decode / COPY / counts ms per 100k | WAL MB per 1M rows |"
+        " full-page images per 1M rows | checkpoints | blocks read per 1M rows |"
+        " similar / area_week / trip_data MB |",
+        "| --- " * 8 + "|",
+    ]
+    previous = stats[0]
+    rates = result.get("deciles", [])
+    for n, tenth in enumerate(tenths):
+        now = at(tenth["rows"])
+        rows = max(now["rows"] - previous["rows"], 1) / 1e6
+        lines.append(
+            f"| {tenth['rows']:,} | {rates[n] if n < len(rates) else ''} | "
+            f"{tenth['decode_ms_per_100k']} / {tenth['copy_ms_per_100k']} / "
+            f"{tenth['counts_ms_per_100k']} | "
+            f"{(now['wal_bytes'] - previous['wal_bytes']) / 2**20 / rows:,.0f} | "
+            f"{(now['wal_fpi'] - previous['wal_fpi']) / rows:,.0f} | "
+            f"{now['checkpoints'] - previous['checkpoints']} | "
+            f"{(now['blks_read'] - previous['blks_read']) / rows:,.0f} | "
+            f"{now['similar_bytes'] // 2**20:,} / {now['area_week_bytes'] // 2**20:,} / "
+            f"{now['trip_data_bytes'] // 2**20:,} |"
+        )
+        previous = now
+    return lines
 
 
 def deciles(timeline: list[tuple[float, int]], expected: int) -> list[int]:
@@ -511,6 +623,7 @@ def run_bench(settings: Settings, args: argparse.Namespace, *, start_stack: bool
     result["cpu_s"] = watch.cpu_seconds()
     result["ratio"] = result["pipeline"]["rows_per_s"] / max(result["ceiling"]["rows_per_s"], 1)
     result["deciles"] = deciles(result["pipeline"]["timeline"], rows)
+    result["phases"] = phases(settings.database.url, rows)
     result["queries_ms"] = query_latencies(settings)
     result["exactness"] = exactness(settings)
     if not args.no_floor:
