@@ -54,7 +54,7 @@ class DatabaseSettings:
 class KafkaSettings:
     bootstrap: str
     topic: str = "trips"
-    partitions: int = 5
+    partitions: int = 3
     embedded: bool = True
     version: str = "4.1.1"
     heap: str = "512m"
@@ -118,8 +118,8 @@ class ProducerSettings:
 class StreamingSettings:
     checkpoint_dir: Path
     trigger_seconds: float = 0.5
-    max_records_per_trigger: int = 40
-    min_partitions: int = 2
+    max_records_per_trigger: int = 20
+    min_partitions: int = 1
     express_query: bool = True
     express_trigger_seconds: float = 0.1
     bulk_queries: int = 2
