@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kafka import TopicPartition
 
 from tripstream.bench import run_bench
 from tripstream.floor import measure_floor
 from tripstream.generate import generate_files
+from tripstream.kafka_clients import consumer
 from tripstream.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -62,6 +64,15 @@ def test_bench_smoke_produces_an_exact_report(
     assert len(result["deciles"]) == 10 and all(d > 0 for d in result["deciles"])
     db.execute("SELECT count(*) FROM pg_database WHERE datname LIKE '%%_floor'")
     assert db.fetchone() == (0,)  # dropped after
+    # the disk the floor needs: the generated files and the topic's records went once decoded
+    assert not list((Path(cluster_settings.paths.state_dir) / "bench" / "data").glob("*.csv"))
+    client = consumer(cluster_settings.kafka)
+    try:
+        parts = [TopicPartition(cluster_settings.kafka.topic, p) for p in (0, 1)]
+        assert client.beginning_offsets(parts) == client.end_offsets(parts)
+        assert sum(client.end_offsets(parts).values()) > 0  # there were records
+    finally:
+        client.close()
 
 
 def test_floor_drops_the_trip_data_partitions_its_writers_are_done_with(

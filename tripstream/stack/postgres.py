@@ -31,6 +31,7 @@ from tripstream.errors import SetupError
 
 logger = logging.getLogger(__name__)
 
+
 # Few checkpoints: the count tables and the cell index take random writes, and after each
 # checkpoint the first write of a page logs the whole page. With max_wal_size=4GB the 100M
 # run wrote 125 GB of WAL by 38M rows, 96% of it full-page images. shared_buffers holds the
