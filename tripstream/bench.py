@@ -27,11 +27,11 @@ import psycopg2
 from kafka import TopicPartition
 
 from tripstream import PROJECT_ROOT, SQL_DIR
-from tripstream.db import connect
+from tripstream.db import connect, transaction
 from tripstream.errors import SetupError
 from tripstream.floor import measure_floor
 from tripstream.generate import generate_files
-from tripstream.kafka_clients import admin_client, consumer, topic_partitions
+from tripstream.kafka_clients import admin_client, consumer
 from tripstream.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -175,27 +175,19 @@ class MemoryWatch(threading.Thread):
 
 
 def _committed(url: str) -> int:
-    conn = connect(url, application="tripstream-bench")
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT coalesce(sum(rows_committed), 0) FROM ingest_files")
-            return int(cur.fetchone()[0])  # type: ignore[index]
-    finally:
-        conn.close()
+    with transaction(url, application="tripstream-bench") as cur:
+        cur.execute("SELECT coalesce(sum(rows_committed), 0) FROM ingest_files")
+        return int(cur.fetchone()[0])  # type: ignore[index]
 
 
 def _committed_at(url: str, name: str) -> dt.datetime | None:
-    conn = connect(url, application="tripstream-bench")
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                "SELECT committed_at FROM ingest_files WHERE name = %s AND state = 'committed'",
-                (name,),
-            )
-            row = cur.fetchone()
-            return row[0] if row else None
-    finally:
-        conn.close()
+    with transaction(url, application="tripstream-bench") as cur:
+        cur.execute(
+            "SELECT committed_at FROM ingest_files WHERE name = %s AND state = 'committed'",
+            (name,),
+        )
+        row = cur.fetchone()
+        return row[0] if row else None
 
 
 def _drop(path: Path, inbox: Path) -> None:
@@ -258,31 +250,23 @@ WHERE d.datname = current_database()
 def postgres_stats(url: str) -> dict[str, int]:
     """WAL (records, full-page images, bytes), checkpoints, block reads against hits, the
     growing tables' sizes and autovacuum runs, cumulative: what may slow the writer."""
-    conn = connect(url, application="tripstream-bench")
-    try:
-        with conn.cursor() as cur:
-            cur.execute(POSTGRES_STATS)
-            row = cur.fetchone()
-            names = [c.name for c in cur.description or []]
-    finally:
-        conn.close()
+    with transaction(url, application="tripstream-bench") as cur:
+        cur.execute(POSTGRES_STATS)
+        row = cur.fetchone()
+        names = [c.name for c in cur.description or []]
     return dict(zip(names, [int(v) for v in row or []], strict=False))
 
 
 def phases(url: str, expected: int) -> list[dict[str, Any]]:
     """Per tenth of the bulk rows, in commit order: the slowest task's decode, COPY and
     count-upsert times per 100k rows of its batch (the express lane left out)."""
-    conn = connect(url, application="tripstream-bench")
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                "SELECT rows_new, decode_ms, copy_ms, counts_ms FROM stream_batches"
-                " WHERE checkpoint NOT LIKE '%%express' AND rows_new > 0"
-                " AND copy_ms IS NOT NULL ORDER BY committed_at"
-            )
-            batches = cur.fetchall()
-    finally:
-        conn.close()
+    with transaction(url, application="tripstream-bench") as cur:
+        cur.execute(
+            "SELECT rows_new, decode_ms, copy_ms, counts_ms FROM stream_batches"
+            " WHERE checkpoint NOT LIKE '%%express' AND rows_new > 0"
+            " AND copy_ms IS NOT NULL ORDER BY committed_at"
+        )
+        batches = cur.fetchall()
     out: list[dict[str, Any]] = []
     done, tenth = 0, max(expected // 10, 1)
     sums = [0, 0, 0, 0]
@@ -417,19 +401,15 @@ def query_latencies(settings: Settings) -> dict[str, float]:
 
 
 def exactness(settings: Settings) -> dict[str, int]:
-    conn = connect(settings.database.url, application="tripstream-bench")
-    try:
-        with conn.cursor() as cur:
-            cur.execute((SQL_DIR / "checks" / "recount.sql").read_text())
-            diffs = {str(k): int(v) for k, v in cur.fetchall()}
-            cur.execute(  # a partitioned table's own size is 0: sum its partitions
-                "SELECT (SELECT count(*) FROM trip_data), pg_size_pretty(sum("
-                "pg_total_relation_size(relid))) FROM pg_partition_tree('trip_data')"
-            )
-            rows, size = cur.fetchone()  # type: ignore[misc]
-        return {**diffs, "trip_data_rows": int(rows), "trip_data_size": size}
-    finally:
-        conn.close()
+    with transaction(settings.database.url, application="tripstream-bench") as cur:
+        cur.execute((SQL_DIR / "checks" / "recount.sql").read_text())
+        diffs = {str(k): int(v) for k, v in cur.fetchall()}
+        cur.execute(  # a partitioned table's own size is 0: sum its partitions
+            "SELECT (SELECT count(*) FROM trip_data), pg_size_pretty(sum("
+            "pg_total_relation_size(relid))) FROM pg_partition_tree('trip_data')"
+        )
+        rows, size = cur.fetchone()  # type: ignore[misc]
+    return {**diffs, "trip_data_rows": int(rows), "trip_data_size": size}
 
 
 def write_report(result: dict[str, Any], out_dir: Path) -> Path:
@@ -611,9 +591,8 @@ def free_disk(settings: Settings, files: list[Path]) -> None:
     try:
         client = consumer(settings.kafka)
         try:
-            parts = [
-                TopicPartition(settings.kafka.topic, p) for p in topic_partitions(settings.kafka)
-            ]
+            topic = settings.kafka.topic
+            parts = [TopicPartition(topic, p) for p in client.partitions_for_topic(topic) or ()]
             ends = client.end_offsets(parts)
         finally:
             client.close()
