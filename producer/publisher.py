@@ -51,6 +51,16 @@ class Publisher:
         self._turn = 0
         self.lanes = kafka.express_lane_bytes > 0
 
+    def warm_up(self) -> None:
+        """Fetch the topic's partitions at start (0.1 s) and compress once, not on the
+        first file."""
+        encode_payload(b"warm-up", self.codec)
+        if self.lanes:
+            try:
+                self._partitions = sorted(self._producer.partitions_for(self.topic) or [])
+            except KafkaError as e:  # the first send retries it
+                logger.warning("topic %s: no partitions yet (%s)", self.topic, e)
+
     def _partition(self, file_id: int, express: bool) -> int | None:
         if not self.lanes:
             return None  # the key (file id) picks the partition

@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 
+from producer.chunks import warm_up as warm_up_chunks
 from producer.ingest import Ingester
 from producer.ledger import Ledger
 from producer.publisher import Publisher
@@ -40,6 +41,8 @@ def run_producer(settings: Settings, stop: threading.Event | None = None) -> Non
     publisher = retry(
         lambda: Publisher(settings.kafka, settings.producer), what="connect to Kafka", attempts=10
     )
+    publisher.warm_up()
+    warm_up_chunks()
     ingester = Ingester(settings, Ledger(settings.database.url), publisher)
     ingester.stop = stop
     watcher = InboxWatcher(paths.inbox, settings.producer.settle_seconds)

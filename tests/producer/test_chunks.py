@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from producer import chunks
 from producer.chunks import build_chunk
 from producer.validate import parse_row
 from tripstream.errors import RowError
@@ -115,3 +116,9 @@ def test_fast_path_accepts_exactly_what_the_row_validator_accepts(rows: list[tup
     assert got == expected
     assert chunk.rows + len(chunk.errors) == len(lines)
     assert isinstance(chunk.payload, bytes) and (chunk.rows == 0) == (chunk.payload == b"")
+
+
+def test_the_warm_up_line_takes_the_fast_path() -> None:
+    """The producer's start-up warm-up loads the fast path's kernels: its line must pass it."""
+    good, rest = chunks._fast([(2, chunks._WARM_UP_LINE)], 100)
+    assert (good.num_rows, rest) == (1, [])
