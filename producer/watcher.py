@@ -1,8 +1,9 @@
 """Watch the inbox with watchdog and hand over files only once they are complete.
 
-A file is complete when (a) it was renamed into the inbox (writers that write `x.part`
-or `x.tmp` and rename), (b) its writer closed it (inotify close-write), or (c) its size and
-mtime have not changed for `settle_seconds` (slow copies, network shares, start-up).
+A file is complete when (a) it was renamed or moved into the inbox (writers that write
+`x.part` or `x.tmp` and rename; `mv` from another folder), (b) its writer closed it
+(inotify close-write), or (c) its size and mtime have not changed for `settle_seconds`
+(slow copies, network shares, start-up).
 Hidden files and in-progress names (*.part, *.tmp, *.crdownload, *.swp) are ignored;
 subfolders are not descended into (logged once); files not named *.csv or *.csv.gz are
 moved to rejected/ with a report. Files already in the inbox at start are picked up by the
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +74,17 @@ class _Handler(FileSystemEventHandler):
             self.events.put(("changed", Path(str(event.src_path))))
 
 
+def _observer() -> BaseObserver:
+    """On Linux, inotify with full events: a file moved in from another folder of the same
+    filesystem (`mv x.csv inbox/`) is then a move, ready at once; the default emitter
+    reported it as a new file, which waited `settle_seconds` for its size to settle."""
+    if sys.platform.startswith("linux"):
+        from watchdog.observers.inotify import InotifyObserver
+
+        return InotifyObserver(generate_full_events=True)
+    return Observer()
+
+
 class InboxWatcher:
     """Tracks candidate files; `ready()` returns the complete ones, oldest first."""
 
@@ -79,7 +93,7 @@ class InboxWatcher:
         self.events: queue.Queue[tuple[str, Path]] = queue.Queue()
         self.pending: dict[Path, _Pending] = {}
         self._warned: set[Path] = set()
-        self._observer = Observer()
+        self._observer = _observer()
 
     def start(self) -> None:
         self.inbox.mkdir(parents=True, exist_ok=True)
