@@ -186,7 +186,7 @@ class SparkCluster:
     def alive_workers(self) -> int:
         try:
             workers = self.state().get("workers", [])
-        except OSError:
+        except (OSError, ValueError):  # not up yet, or a page cut short while it starts
             return 0
         if not isinstance(workers, list):
             return 0
