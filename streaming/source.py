@@ -11,14 +11,18 @@ decodes, with Spark SQL expressions only: the executors run no Python to read.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
-from pyspark.sql import Column
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F  # noqa: N812 - Spark's own idiom
 
-from tripstream.kafka_clients import connector_options
-from tripstream.records import RECORD_KEY_PARTITION_SHIFT
-from tripstream.settings import Settings
+from tripstream.kafka_clients import client_options, connector_options, unreachable
+from tripstream.records import RECORD_KEY_PARTITION_SHIFT, chunk_headers
+from tripstream.settings import KafkaSettings, Settings
+from tripstream.stack.broker import ensure_topic
 
 
 def _header(name: str, kind: str) -> Column:
@@ -59,6 +63,40 @@ def kafka_stream(session: Any, settings: Settings, partitions: tuple[int, ...] =
         .option("kafka.fetch.max.wait.ms", "10")
         .option("maxOffsetsPerTrigger", str(settings.streaming.max_records_per_trigger))
         .option("minPartitions", str(settings.streaming.min_partitions))
+        .load()
+    )
+    return raw.select(*record_columns())
+
+
+def warm_up_records(session: Any, kafka: KafkaSettings, count: int) -> DataFrame:
+    """`count` empty records, new on the side topic <topic>-warmup, read back as a batch in
+    `count` tasks through the same connector and columns as the stream: the job's warm-up
+    (streaming/job.py). The trips topic itself gets nothing."""
+    side = replace(kafka, topic=f"{kafka.topic}-warmup")
+    ensure_topic(side, 1)
+    try:
+        producer = KafkaProducer(**client_options(side), acks="all")
+    except KafkaError as e:  # cannot bootstrap: one clear line
+        raise unreachable(side, e) from e
+    try:
+        sent = [
+            producer.send(side.topic, b"", partition=0, headers=chunk_headers(0, 0, 0))
+            for _ in range(count)
+        ]
+        producer.flush()
+        first = sent[0].get(timeout=30).offset
+    finally:
+        producer.close(timeout=10)
+    ranges = {side.topic: {"0": first}}, {side.topic: {"0": first + count}}
+    raw = (
+        session.read.format("kafka")
+        .options(**connector_options(side))
+        .option("assign", json.dumps({side.topic: [0]}))
+        .option("startingOffsets", json.dumps(ranges[0]))
+        .option("endingOffsets", json.dumps(ranges[1]))
+        .option("includeHeaders", "true")
+        .option("kafka.fetch.max.wait.ms", "10")
+        .option("minPartitions", str(count))
         .load()
     )
     return raw.select(*record_columns())
