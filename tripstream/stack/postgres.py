@@ -39,12 +39,15 @@ logger = logging.getLogger(__name__)
 # At 100M rows the pages the writer touches (the "similar" table and its key, area_week,
 # the newest trip_data partition) are about 8 GB: a third of the machine's memory, up to
 # that, goes to shared_buffers (4 GB before: the rest came back from the OS's cache).
+# Autovacuum looks every 10 s (1 min by default): a 2M-row load had ended a minute before
+# it came, and the bounding-box query read the unvacuumed counts in 170-189 ms, 29-50 ms
+# with it (sql/schema/003_counts.sql sets how soon it vacuums).
 def server_options() -> str:
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     shared_mb = max(128, min(8192, memory // 3 // 2**20))
     return (
         f"-c shared_buffers={shared_mb}MB -c max_wal_size=12GB -c checkpoint_timeout=30min"
-        " -c max_connections=100"
+        " -c max_connections=100 -c autovacuum_naptime=10s"
     )
 
 
