@@ -43,24 +43,32 @@ def record_columns() -> list[Column]:
     ]
 
 
+def _connector(reader: Any, kafka: KafkaSettings) -> Any:
+    """The connector's options for a stream or a batch read: client settings, headers."""
+    return (
+        reader.format("kafka")
+        .options(**connector_options(kafka))
+        .option("includeHeaders", "true")
+        # A task's cached consumer leaves a prefetch at the end of its range; at the log's
+        # end the broker holds it for fetch.max.wait.ms (500 ms by default), and the next
+        # task's first poll waited for it: a 100-row file took 0.55 s to read.
+        .option("kafka.fetch.max.wait.ms", "10")
+    )
+
+
 def kafka_stream(session: Any, settings: Settings, partitions: tuple[int, ...] = ()) -> Any:
     """The topic (or some of its partitions: one lane) as a stream of records."""
     topic = settings.kafka.topic
     which = (
         ("assign", json.dumps({topic: list(partitions)})) if partitions else ("subscribe", topic)
     )
-    reader = session.readStream.format("kafka").options(**connector_options(settings.kafka))
     raw = (
-        reader.option(*which)
+        _connector(session.readStream, settings.kafka)
+        .option(*which)
         .option("startingOffsets", "earliest")
-        .option("includeHeaders", "true")
         # Records that retention removed before the stream read them were re-published by
         # the producer's reconciler from data/done/; the chunk ledger drops repeats.
         .option("failOnDataLoss", "false")
-        # A task's cached consumer leaves a prefetch at the end of its range; at the log's
-        # end the broker holds it for fetch.max.wait.ms (500 ms by default), and the next
-        # task's first poll waited for it: a 100-row file took 0.55 s to read.
-        .option("kafka.fetch.max.wait.ms", "10")
         .option("maxOffsetsPerTrigger", str(settings.streaming.max_records_per_trigger))
         .option("minPartitions", str(settings.streaming.min_partitions))
         .load()
@@ -89,13 +97,10 @@ def warm_up_records(session: Any, kafka: KafkaSettings, count: int) -> DataFrame
         producer.close(timeout=10)
     ranges = {side.topic: {"0": first}}, {side.topic: {"0": first + count}}
     raw = (
-        session.read.format("kafka")
-        .options(**connector_options(side))
+        _connector(session.read, side)
         .option("assign", json.dumps({side.topic: [0]}))
         .option("startingOffsets", json.dumps(ranges[0]))
         .option("endingOffsets", json.dumps(ranges[1]))
-        .option("includeHeaders", "true")
-        .option("kafka.fetch.max.wait.ms", "10")
         .option("minPartitions", str(count))
         .load()
     )
