@@ -57,18 +57,22 @@ class Publisher:
         encode_payload(b"warm-up", self.codec)
         if self.lanes:
             try:
-                self._partitions = sorted(self._producer.partitions_for(self.topic) or [])
+                self._topic_partitions()
             except KafkaError as e:  # the first send retries it
                 logger.warning("topic %s: no partitions yet (%s)", self.topic, e)
+
+    def _topic_partitions(self) -> list[int]:
+        if not self._partitions:
+            self._partitions = sorted(self._producer.partitions_for(self.topic) or [])
+        return self._partitions
 
     def _partition(self, file_id: int, express: bool) -> int | None:
         if not self.lanes:
             return None  # the key (file id) picks the partition
-        if not self._partitions:
-            self._partitions = sorted(self._producer.partitions_for(self.topic) or [])
+        partitions = self._topic_partitions()
         if not express:
             self._turn += 1
-        return lane_partition(file_id + self._turn, self._partitions, express)
+        return lane_partition(file_id + self._turn, partitions, express)
 
     def send(
         self, file_id: int, first_line: int, rows: int, payload: bytes, *, express: bool = False
