@@ -71,8 +71,9 @@ def test_the_stack_comes_up_ingests_and_keeps_its_state_across_down_and_up(
     }
     assert procs.port_open(s.web.port)  # the dashboard is up too
     # the executors' Kafka read was warmed through the side topic before "ready"
-    assert "created topic trips-warmup" in (stack.run_dir / "streaming.log").read_text()
-    assert "without a Kafka read" not in (stack.run_dir / "streaming.log").read_text()
+    job_log = (stack.run_dir / "streaming.log").read_text()
+    assert "created topic trips-warmup" in job_log
+    assert "without a Kafka read" not in job_log
     dropped = time.monotonic()
     shutil.copy(sample_csv, s.paths.inbox / "trips.csv")
     wait_for(lambda: committed(s)[0] == 100, 60, "the sample to be committed")
