@@ -37,7 +37,7 @@ def test_bulk_partitions_are_shared_round_robin() -> None:
 
 
 def test_one_query_over_the_whole_topic_without_the_lane() -> None:
-    single = [Lane("trips", (), Path("/cp"), 0.5)]
+    single = [Lane("trips", (), Path("/cp"), 1.0)]  # the default bulk trigger
     assert plan_lanes(_settings(express_query=False), [0, 1, 2, 3]) == single
     assert plan_lanes(_settings(), [0]) == single
     s = _settings()
