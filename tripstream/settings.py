@@ -117,11 +117,11 @@ class ProducerSettings:
 @dataclass(frozen=True)
 class StreamingSettings:
     checkpoint_dir: Path
-    trigger_seconds: float = 0.5
+    trigger_seconds: float = 1.0
     max_records_per_trigger: int = 20
     min_partitions: int = 1
     express_query: bool = True
-    express_trigger_seconds: float = 0.1
+    express_trigger_seconds: float = 0.25
     bulk_queries: int = 2
 
 
