@@ -97,7 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="start the whole pipeline (embedded services)").set_defaults(func=_up)
     down = sub.add_parser("down", help="stop everything `up` started")
-    down.add_argument("--purge", action="store_true", help="also delete the embedded database")
+    down.add_argument(
+        "--purge",
+        action="store_true",
+        help="also delete the local state: embedded database, broker log, checkpoints",
+    )
     down.set_defaults(func=_down)
 
     status = sub.add_parser("status", help="services and per-file ingestion status")

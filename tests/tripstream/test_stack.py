@@ -10,6 +10,7 @@ import pytest
 from tripstream.errors import SetupError
 from tripstream.settings import load_settings, settings_to_env
 from tripstream.stack import maven, procs
+from tripstream.stack.local import LocalStack
 from tripstream.stack.spark import java_binary, java_env
 
 
@@ -81,3 +82,44 @@ def test_jars_come_once_from_maven_central_and_a_failed_download_is_one_clear_li
     with pytest.raises(SetupError, match="cannot fetch org.example.none:no-such-artifact.*Try"):
         maven.resolve(missing, tmp_path, java)
     assert not (missing.folder(tmp_path) / maven.MARKER).exists()
+
+
+def test_purge_removes_the_database_the_broker_log_and_the_checkpoints_together(
+    tmp_path: Path,
+) -> None:
+    """A topic or a checkpoint that outlives its ledger makes the next `up` wait for good."""
+    env = {
+        "TRIPSTREAM_PATHS_STATE_DIR": str(tmp_path / "state"),
+        "TRIPSTREAM_STREAMING_CHECKPOINT_DIR": str(tmp_path / "state" / "checkpoints" / "trips"),
+    }
+    stack = LocalStack(load_settings(env))
+    kept = tmp_path / "state" / "run" / "producer.log"
+    for made in (
+        stack.broker().root / "data" / "meta.properties",
+        stack.settings.streaming.checkpoint_dir / "express" / "offsets" / "0",
+        stack.postgres().passfile,
+        kept,
+    ):
+        made.parent.mkdir(parents=True, exist_ok=True)
+        made.write_text("x")
+    stack.purge()
+    assert not stack.broker().root.exists()
+    assert not stack.settings.streaming.checkpoint_dir.exists()
+    assert not stack.postgres().passfile.exists()
+    assert kept.exists()  # the logs stay for a look afterwards
+
+
+def test_purge_leaves_an_external_database_and_its_stream_state(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "checkpoints"
+    stack = LocalStack(
+        load_settings(
+            {
+                "TRIPSTREAM_PATHS_STATE_DIR": str(tmp_path / "state"),
+                "TRIPSTREAM_STREAMING_CHECKPOINT_DIR": str(checkpoint),
+                "TRIPSTREAM_DATABASE_EMBEDDED": "false",
+            }
+        )
+    )
+    (checkpoint / "offsets").mkdir(parents=True)
+    stack.purge()
+    assert (checkpoint / "offsets").is_dir()

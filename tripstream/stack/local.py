@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -166,10 +167,20 @@ class LocalStack:
         return (self.run_dir / f"{name}.ready").exists()
 
     def purge(self) -> None:
-        """`make clean`: the embedded database's data and secrets (and, when run as root,
-        its private folder outside the clone)."""
-        if self.settings.database.embedded:
-            self.postgres().remove()
+        """`down --purge`: the state exactly-once rests on, all of it together: the embedded
+        database (and, as root, its private folder outside the clone), the embedded
+        broker's log and the streaming checkpoints. Left alone, a topic or a checkpoint
+        outlives the ledger it was measured against. An external database is not ours to
+        delete, so then nothing goes."""
+        if not self.settings.database.embedded:
+            logger.warning(
+                "the database is external: purge leaves it, the topic and the checkpoints"
+            )
+            return
+        self.postgres().remove()
+        if self.settings.kafka.embedded:
+            shutil.rmtree(self.broker().root, ignore_errors=True)
+        shutil.rmtree(self.settings.streaming.checkpoint_dir, ignore_errors=True)
 
     def down(self) -> list[str]:
         stopped = [n for n in JOBS if procs.stop(self.run_dir, n, timeout=30)]
