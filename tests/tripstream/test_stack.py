@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
+import tomllib
 from pathlib import Path
 
 import pytest
 
+from tripstream import CONFIG_DIR, settings
 from tripstream.errors import SetupError
 from tripstream.settings import load_settings, settings_to_env
 from tripstream.stack import maven, procs
@@ -123,3 +126,22 @@ def test_purge_leaves_an_external_database_and_its_stream_state(tmp_path: Path) 
     (checkpoint / "offsets").mkdir(parents=True)
     stack.purge()
     assert (checkpoint / "offsets").is_dir()
+
+
+def test_the_typed_defaults_agree_with_config_defaults_toml() -> None:
+    """Each key has a default in two places: the dataclass (for a config file that leaves a
+    key out) and config/defaults.toml. A change to one alone must fail here."""
+    raw = tomllib.loads((CONFIG_DIR / "defaults.toml").read_text(encoding="utf-8"))
+    environment_only = {("kafka", "sasl_password")}  # a secret is never in a file
+    differs = []
+    for section in dataclasses.fields(settings.Settings):
+        cls = getattr(settings, str(section.type))  # the annotation, as a string
+        for f in dataclasses.fields(cls):
+            if (section.name, f.name) in environment_only:
+                continue
+            assert f.name in raw[section.name], f"[{section.name}] {f.name} is not in the TOML"
+            if f.default is not dataclasses.MISSING:
+                toml_value = settings._coerce(raw[section.name][f.name], f.type, f.name)
+                if toml_value != f.default:
+                    differs.append((section.name, f.name, f.default, toml_value))
+    assert differs == []
