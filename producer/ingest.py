@@ -181,10 +181,12 @@ class Ingester:
 
     # -- backpressure: never run more than max_backlog_records ahead of the stream ---------
     def backlog(self) -> int:
-        """Records on the broker that no committed micro-batch has consumed yet."""
+        """Records sent that no committed micro-batch has consumed yet: those on the broker,
+        and those still on their way to it."""
+        in_flight = self.publisher.in_flight()
         stream_end = self.ledger.stream_end_offsets()
         ends, begins = self._broker_offsets()
-        return sum(
+        return in_flight + sum(
             max(0, end - max(stream_end.get(p, 0), begins.get(p, 0))) for p, end in ends.items()
         )
 

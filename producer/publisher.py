@@ -89,6 +89,12 @@ class Publisher:
             raise TransientError(f"publishing to {self.topic} failed: {e}") from e
         self._pending.setdefault(file_id, []).append(future)
 
+    def in_flight(self) -> int:
+        """Records sent and not acknowledged yet: the broker's end offsets do not count
+        them, and a backlog measured without them lets a burst of small chunks run past
+        the limit."""
+        return sum(1 for futures in self._pending.values() for f in futures if not f.is_done)
+
     def confirm(self, file_id: int) -> dict[int, int]:
         """Flush and wait for every pending ack of one file; {partition: highest offset}.
         Raises on loss."""

@@ -147,3 +147,24 @@ def test_the_stream_end_is_the_furthest_commit_in_each_partition(
             (checkpoint, batch_id, json.dumps({"start": {}, "end": end})),
         )
     assert Ledger(settings.database.url).stream_end_offsets() == {0: 80, 1: 59, 2: 80, 3: 8}
+
+
+@pytest.mark.integration
+def test_records_on_their_way_to_the_broker_count_as_backlog(settings: Settings) -> None:
+    """The broker's end offsets miss what the producer has not sent out yet (linger): a
+    fresh broker acknowledging slowly once let a 10-chunk file run past a limit of 3."""
+    from producer.publisher import Publisher
+
+    lingering = dataclasses.replace(settings.producer, linger_ms=2000)
+    publisher = Publisher(settings.kafka, lingering)
+    try:
+        before = sum(broker_ends(settings).values())
+        publisher.send(41, 2, 1, b"r,POINT (1 2),POINT (3 4),2018-05-28 09:03:40,d\n")
+        publisher.send(41, 3, 1, b"r,POINT (1 2),POINT (3 4),2018-05-28 09:03:41,d\n")
+        assert publisher.in_flight() == 2  # lingering: not on the broker yet
+        assert sum(broker_ends(settings).values()) == before
+        publisher.confirm(41)
+        assert publisher.in_flight() == 0
+        assert sum(broker_ends(settings).values()) == before + 2
+    finally:
+        publisher.close()
