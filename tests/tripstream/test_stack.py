@@ -68,7 +68,7 @@ def test_missing_java_for_the_jars_says_how_to_get_it(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 def test_jars_come_once_from_maven_central_and_a_failed_download_is_one_clear_line(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = load_settings()
     java = java_binary(tmp_path)
@@ -84,6 +84,7 @@ def test_jars_come_once_from_maven_central_and_a_failed_download_is_one_clear_li
     missing = maven.Closure("nope", "0.0.0", (("org.example.none", "no-such-artifact", "0.0.0"),))
     with pytest.raises(SetupError, match="cannot fetch org.example.none:no-such-artifact.*Try"):
         maven.resolve(missing, tmp_path, java)
+    assert "trying once more" in caplog.text  # a refused download is tried twice
     assert not (missing.folder(tmp_path) / maven.MARKER).exists()
 
 

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
@@ -101,35 +102,19 @@ def resolve(closure: Closure, cache: Path, java: str = "java") -> list[Path]:
     logger.info("fetching %s from Maven Central into %s (once)", what, folder)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="tripstream-ivy-") as tmp:
-        spec = Path(tmp) / "ivy.xml"
-        spec.write_text(_ivy_xml(closure), encoding="utf-8")
-        argv = [
-            java,
-            "-jar",
-            str(ivy_jar()),
-            "-ivy",
-            str(spec),
-            "-confs",
-            "default",
-            "-cache",
-            str(cache / "ivy-cache"),
-            "-retrieve",
-            str(folder / "[artifact]-[revision](-[classifier]).[ext]"),
-        ]
-        try:
-            done = subprocess.run(  # noqa: S603 - argv built here
-                argv, capture_output=True, text=True, timeout=900, check=False
-            )
-        except subprocess.TimeoutExpired as e:
-            raise SetupError(
-                f"fetching {what} from Maven Central took over 15 minutes. Try again, or "
-                "check the network or proxy (set -Dhttps.proxyHost in JAVA_TOOL_OPTIONS)."
-            ) from e
-    jars = sorted(folder.glob("*.jar"))
-    if done.returncode != 0 or not jars:
+    for attempt in (1, 2):  # Maven Central once refused a served module; the next try worked
+        done = _ivy(closure, cache, folder, java, what)
+        jars = sorted(folder.glob("*.jar"))
+        if done.returncode == 0 and jars:
+            break
         unresolved = [ln.strip() for ln in done.stdout.splitlines() if "not found" in ln]
         detail = unresolved[0] if unresolved else (done.stdout + done.stderr).strip()[-300:]
+        if attempt == 1:
+            logger.warning("fetching %s failed (%s); trying once more in 5 s", what, detail)
+            time.sleep(5)
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            continue
         raise SetupError(
             f"cannot fetch {what} from Maven Central ({detail}). Try: check that this machine "
             "reaches Maven Central (or a mirror set in JAVA_TOOL_OPTIONS), then run the "
@@ -180,3 +165,34 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _ivy(
+    closure: Closure, cache: Path, folder: Path, java: str, what: str
+) -> subprocess.CompletedProcess[str]:
+    """One Ivy run that retrieves the closure's jars into folder."""
+    with tempfile.TemporaryDirectory(prefix="tripstream-ivy-") as tmp:
+        spec = Path(tmp) / "ivy.xml"
+        spec.write_text(_ivy_xml(closure), encoding="utf-8")
+        argv = [
+            java,
+            "-jar",
+            str(ivy_jar()),
+            "-ivy",
+            str(spec),
+            "-confs",
+            "default",
+            "-cache",
+            str(cache / "ivy-cache"),
+            "-retrieve",
+            str(folder / "[artifact]-[revision](-[classifier]).[ext]"),
+        ]
+        try:
+            return subprocess.run(  # noqa: S603 - argv built here
+                argv, capture_output=True, text=True, timeout=900, check=False
+            )
+        except subprocess.TimeoutExpired as e:
+            raise SetupError(
+                f"fetching {what} from Maven Central took over 15 minutes. Try again, or "
+                "check the network or proxy (set -Dhttps.proxyHost in JAVA_TOOL_OPTIONS)."
+            ) from e
