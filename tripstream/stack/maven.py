@@ -88,6 +88,37 @@ def _ivy_xml(closure: Closure) -> str:
     )
 
 
+def _ivy(
+    closure: Closure, cache: Path, folder: Path, java: str, what: str
+) -> subprocess.CompletedProcess[str]:
+    """One Ivy run that retrieves the closure's jars into folder."""
+    with tempfile.TemporaryDirectory(prefix="tripstream-ivy-") as tmp:
+        spec = Path(tmp) / "ivy.xml"
+        spec.write_text(_ivy_xml(closure), encoding="utf-8")
+        argv = [
+            java,
+            "-jar",
+            str(ivy_jar()),
+            "-ivy",
+            str(spec),
+            "-confs",
+            "default",
+            "-cache",
+            str(cache / "ivy-cache"),
+            "-retrieve",
+            str(folder / "[artifact]-[revision](-[classifier]).[ext]"),
+        ]
+        try:
+            return subprocess.run(  # noqa: S603 - argv built here
+                argv, capture_output=True, text=True, timeout=900, check=False
+            )
+        except subprocess.TimeoutExpired as e:
+            raise SetupError(
+                f"fetching {what} from Maven Central took over 15 minutes. Try again, or "
+                "check the network or proxy (set -Dhttps.proxyHost in JAVA_TOOL_OPTIONS)."
+            ) from e
+
+
 def resolve(closure: Closure, cache: Path, java: str = "java") -> list[Path]:
     """The closure's jars, downloaded on first use; raises SetupError with the fix."""
     folder = closure.folder(cache)
@@ -165,34 +196,3 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def _ivy(
-    closure: Closure, cache: Path, folder: Path, java: str, what: str
-) -> subprocess.CompletedProcess[str]:
-    """One Ivy run that retrieves the closure's jars into folder."""
-    with tempfile.TemporaryDirectory(prefix="tripstream-ivy-") as tmp:
-        spec = Path(tmp) / "ivy.xml"
-        spec.write_text(_ivy_xml(closure), encoding="utf-8")
-        argv = [
-            java,
-            "-jar",
-            str(ivy_jar()),
-            "-ivy",
-            str(spec),
-            "-confs",
-            "default",
-            "-cache",
-            str(cache / "ivy-cache"),
-            "-retrieve",
-            str(folder / "[artifact]-[revision](-[classifier]).[ext]"),
-        ]
-        try:
-            return subprocess.run(  # noqa: S603 - argv built here
-                argv, capture_output=True, text=True, timeout=900, check=False
-            )
-        except subprocess.TimeoutExpired as e:
-            raise SetupError(
-                f"fetching {what} from Maven Central took over 15 minutes. Try again, or "
-                "check the network or proxy (set -Dhttps.proxyHost in JAVA_TOOL_OPTIONS)."
-            ) from e
