@@ -131,26 +131,23 @@ def resolve(closure: Closure, cache: Path, java: str = "java") -> list[Path]:
         )
     what = ", ".join(":".join(a) for a in closure.artifacts)
     logger.info("fetching %s from Maven Central into %s (once)", what, folder)
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True, exist_ok=True)
     for attempt in (1, 2):  # Maven Central once refused a served module; the next try worked
+        shutil.rmtree(folder, ignore_errors=True)  # nothing half-downloaded is kept
+        folder.mkdir(parents=True)
         done = _ivy(closure, cache, folder, java, what)
         jars = sorted(folder.glob("*.jar"))
         if done.returncode == 0 and jars:
             break
         unresolved = [ln.strip() for ln in done.stdout.splitlines() if "not found" in ln]
         detail = unresolved[0] if unresolved else (done.stdout + done.stderr).strip()[-300:]
-        if attempt == 1:
-            logger.warning("fetching %s failed (%s); trying once more in 5 s", what, detail)
-            time.sleep(5)
-            shutil.rmtree(folder, ignore_errors=True)
-            folder.mkdir(parents=True)
-            continue
-        raise SetupError(
-            f"cannot fetch {what} from Maven Central ({detail}). Try: check that this machine "
-            "reaches Maven Central (or a mirror set in JAVA_TOOL_OPTIONS), then run the "
-            "command again; nothing half-downloaded is used."
-        )
+        if attempt == 2:
+            raise SetupError(
+                f"cannot fetch {what} from Maven Central ({detail}). Try: check that this "
+                "machine reaches Maven Central (or a mirror set in JAVA_TOOL_OPTIONS), then "
+                "run the command again; nothing half-downloaded is used."
+            )
+        logger.warning("fetching %s failed (%s); trying once more in 5 s", what, detail)
+        time.sleep(5)
     (folder / MARKER).write_text("\n".join(j.name for j in jars) + "\n")
     logger.info("fetched %s jars into %s", len(jars), folder)
     return jars
