@@ -13,7 +13,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from producer.ledger import Ledger
-from producer.publisher import lane_partition
+from producer.publisher import Publisher, lane_partition
 from tests.conftest import wait_for
 from tripstream.generate import generate_files
 from tripstream.settings import Settings
@@ -153,8 +153,6 @@ def test_the_stream_end_is_the_furthest_commit_in_each_partition(
 def test_records_on_their_way_to_the_broker_count_as_backlog(settings: Settings) -> None:
     """The broker's end offsets miss what the producer has not sent out yet (linger): a
     fresh broker acknowledging slowly once let a 10-chunk file run past a limit of 3."""
-    from producer.publisher import Publisher
-
     lingering = dataclasses.replace(settings.producer, linger_ms=2000)
     publisher = Publisher(settings.kafka, lingering)
     try:
