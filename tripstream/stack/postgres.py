@@ -34,11 +34,21 @@ logger = logging.getLogger(__name__)
 
 # Few checkpoints: the count tables and the cell index take random writes, and after each
 # checkpoint the first write of a page logs the whole page. With max_wal_size=4GB the 100M
-# run wrote 125 GB of WAL by 38M rows, 96% of it full-page images. shared_buffers holds the
-# hot indexes (cell index, similar-groups key): with 512MB the writer evicted pages itself.
-# At 100M rows the pages the writer touches (the "similar" table and its key, area_week,
-# the newest trip_data partition) are about 8 GB: a third of the machine's memory, up to
-# that, goes to shared_buffers (4 GB before: the rest came back from the OS's cache).
+# run wrote 125 GB of WAL by 38M rows, 96% of it full-page images; with 12GB, 124 GB over
+# 100M rows, about half of it, the share growing with the "similar" tree. A checkpoint comes
+# after max_wal_size / (1 + checkpoint_completion_target) of WAL, and the WAL kept on disk
+# is about max_wal_size: 16GB is what the disk of the 100M bench leaves room for.
+# wal_buffers: 16 MB by default (a WAL segment); under full-page images the buffers filled
+# and the writers wrote WAL themselves. The floor on 10M rows with max_wal_size 1GB (to make
+# as many full-page images as the end of a 100M run): 66.3k rows/s, 73.4k with 64MB of WAL
+# buffers, 78.1k with max_wal_size 2GB, 99.4k with full_page_writes off (unsafe, a bound).
+# wal_compression=pglz (the embedded server has no lz4 or zstd) cut the WAL by 64% and ran
+# at 45.1k rows/s: more CPU than the bytes it saves.
+# shared_buffers holds the hot indexes (cell index, similar-groups key): with 512MB the
+# writer evicted pages itself. At 100M rows the pages the writer touches (the "similar"
+# table and its key, area_week, the newest trip_data partition) are about 8 GB: a third of
+# the machine's memory, up to that, goes to shared_buffers (4 GB before: the rest came back
+# from the OS's cache).
 # Autovacuum looks every 10 s (1 min by default): a 2M-row load had ended a minute before
 # it came, and the bounding-box query read the unvacuumed counts in 170-189 ms, 29-50 ms
 # with it (sql/schema/003_counts.sql sets how soon it vacuums).
@@ -46,7 +56,8 @@ def server_options() -> str:
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     shared_mb = max(128, min(8192, memory // 3 // 2**20))
     return (
-        f"-c shared_buffers={shared_mb}MB -c max_wal_size=12GB -c checkpoint_timeout=30min"
+        f"-c shared_buffers={shared_mb}MB -c max_wal_size=16GB -c wal_buffers=64MB"
+        " -c checkpoint_timeout=30min"
         " -c max_connections=100 -c autovacuum_naptime=10s"
     )
 
