@@ -3,7 +3,8 @@
 Keys match the SQL recounts in sql/queries/recount_*.sql exactly (same double arithmetic):
 - region_hour:       region, hour window start (epoch seconds, UTC)
 - datasource_day:    datasource, day (days since 1970-01-01)
-- similar:           floor(lon*100), floor(lat*100) of origin and destination, hour of day
+- similar:           floor(lon*100), floor(lat*100) of origin and destination and the hour
+                     of day, packed into one int64 as sql/schema/003_counts.sql's similar_key
 - area_week:         floor(origin lon*1000), floor(origin lat*1000), ISO week start (epoch day)
 - region_datasource: region, datasource -> trips, latest trip (epoch seconds)
 """
@@ -25,6 +26,26 @@ def cell(coord: pa.Array, per_degree: int) -> pa.Array:
     return pc.cast(pc.floor(pc.multiply(coord, float(per_degree))), pa.int32())
 
 
+def _packed_cell(cx: pa.Array, cy: pa.Array) -> pa.Array:
+    """(cx + 18000) * 18001 + (cy + 9000): one of 36001 * 18001 cells, in (cx, cy) order."""
+    return pc.add(pc.multiply(pc.add(pc.cast(cx, pa.int64()), 18000), 18001), pc.add(cy, 9000))
+
+
+SIMILAR_CELLS = 36001 * 18001
+SIMILAR_SHIFT = 200_000_000_000_000_000  # keeps (origin * cells + destination) * 24 in int64
+
+
+def similar_key(
+    ocx: pa.Array, ocy: pa.Array, dcx: pa.Array, dcy: pa.Array, hour: pa.Array
+) -> pa.Array:
+    """sql/schema/003_counts.sql's similar_key: the five numbers in one int64 that sorts as
+    they do. The producer keeps coordinates on the globe (producer/validate.py), so every
+    cell is in range and the key is unique to its five numbers."""
+    pairs = pc.add(pc.multiply(_packed_cell(ocx, ocy), SIMILAR_CELLS), _packed_cell(dcx, dcy))
+    shifted = pc.multiply(pc.subtract(pairs, SIMILAR_SHIFT), 24)
+    return pc.add(shifted, pc.cast(hour, pa.int64()))
+
+
 def aggregates(rows: pa.Table) -> dict[str, pa.Table]:
     ts = rows.column("ts")
     hour_index = _floor_div(ts, 3600.0)
@@ -36,11 +57,13 @@ def aggregates(rows: pa.Table) -> dict[str, pa.Table]:
             "datasource": rows.column("datasource"),
             "hour_start": pc.multiply(hour_index, 3600),
             "day": pc.cast(day, pa.int32()),
-            "hour_of_day": pc.cast(pc.subtract(hour_index, pc.multiply(day, 24)), pa.int16()),
-            "ocx": cell(rows.column("origin_lon"), COARSE_CELLS_PER_DEGREE),
-            "ocy": cell(rows.column("origin_lat"), COARSE_CELLS_PER_DEGREE),
-            "dcx": cell(rows.column("dest_lon"), COARSE_CELLS_PER_DEGREE),
-            "dcy": cell(rows.column("dest_lat"), COARSE_CELLS_PER_DEGREE),
+            "similar_key": similar_key(
+                cell(rows.column("origin_lon"), COARSE_CELLS_PER_DEGREE),
+                cell(rows.column("origin_lat"), COARSE_CELLS_PER_DEGREE),
+                cell(rows.column("dest_lon"), COARSE_CELLS_PER_DEGREE),
+                cell(rows.column("dest_lat"), COARSE_CELLS_PER_DEGREE),
+                pc.subtract(hour_index, pc.multiply(day, 24)),
+            ),
             "fcx": cell(rows.column("origin_lon"), FINE_CELLS_PER_DEGREE),
             "fcy": cell(rows.column("origin_lat"), FINE_CELLS_PER_DEGREE),
             "week_start": pc.cast(week_start, pa.int32()),
@@ -58,7 +81,7 @@ def aggregates(rows: pa.Table) -> dict[str, pa.Table]:
     return {
         "region_hour": count(["region", "hour_start"]),
         "datasource_day": count(["datasource", "day"]),
-        "similar": count(["ocx", "ocy", "dcx", "dcy", "hour_of_day"]),
+        "similar": count(["similar_key"]),
         "area_week": count(["fcx", "fcy", "week_start"]),
         "region_datasource": latest.rename_columns(["region", "datasource", "trips", "latest"]),
     }

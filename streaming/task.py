@@ -66,7 +66,7 @@ TRIP_COLUMNS = (
 COUNT_COLUMNS = {
     "region_hour": ("region", "hour_start", "trips"),
     "datasource_day": ("datasource", "day", "trips"),
-    "similar": ("ocx", "ocy", "dcx", "dcy", "hour_of_day", "trips"),
+    "similar": ("similar_key", "trips"),
     "area_week": ("fcx", "fcy", "week_start", "trips"),
     "region_datasource": ("region", "datasource", "trips", "latest"),
 }

@@ -6,11 +6,11 @@ WITH expected_region_hour AS (
 ), expected_datasource_day AS (
     SELECT datasource, date_time::date AS day, count(*) AS trips FROM public.trip_data GROUP BY 1, 2
 ), expected_similar AS (
-    SELECT floor(origin_lon * 100)::int AS origin_cx, floor(origin_lat * 100)::int AS origin_cy,
-           floor(dest_lon * 100)::int AS dest_cx, floor(dest_lat * 100)::int AS dest_cy,
-           extract(hour FROM date_time)::smallint AS hour_of_day, count(*) AS trips,
-           similar_top_trips(count(*)) AS top_trips
-    FROM public.trip_data GROUP BY 1, 2, 3, 4, 5
+    SELECT similar_key(floor(origin_lon * 100)::int, floor(origin_lat * 100)::int,
+                       floor(dest_lon * 100)::int, floor(dest_lat * 100)::int,
+                       extract(hour FROM date_time)::int) AS similar_key,
+           count(*) AS trips, similar_top_trips(count(*)) AS top_trips
+    FROM public.trip_data GROUP BY 1
 ), expected_area_week AS (
     SELECT floor(origin_lon * 1000)::int AS cx, floor(origin_lat * 1000)::int AS cy,
            date_trunc('week', date_time)::date AS week_start, count(*) AS trips

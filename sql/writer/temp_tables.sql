@@ -1,8 +1,7 @@
 -- Per-transaction scratch tables for one micro-batch (dropped at commit).
 CREATE TEMP TABLE tmp_region_hour (region text, hour_start bigint, trips bigint) ON COMMIT DROP;
 CREATE TEMP TABLE tmp_datasource_day (datasource text, day integer, trips bigint) ON COMMIT DROP;
-CREATE TEMP TABLE tmp_similar (ocx integer, ocy integer, dcx integer, dcy integer,
-                               hour_of_day smallint, trips bigint) ON COMMIT DROP;
+CREATE TEMP TABLE tmp_similar (similar_key bigint, trips bigint) ON COMMIT DROP;
 CREATE TEMP TABLE tmp_area_week (fcx integer, fcy integer, week_start integer, trips bigint)
     ON COMMIT DROP;
 CREATE TEMP TABLE tmp_region_datasource (region text, datasource text, trips bigint,

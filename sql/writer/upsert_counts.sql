@@ -5,11 +5,9 @@
 -- two batches wait for each other but never deadlock. The big, mostly private tables come
 -- first; the small ones every batch touches come last, so their row locks are held only
 -- for the last moments of the transaction.
-INSERT INTO similar_trip_counts (origin_cx, origin_cy, dest_cx, dest_cy, hour_of_day, trips,
-                                 top_trips)
-SELECT ocx, ocy, dcx, dcy, hour_of_day, trips, similar_top_trips(trips)
-FROM tmp_similar ORDER BY 1, 2, 3, 4, 5
-ON CONFLICT (origin_cx, origin_cy, dest_cx, dest_cy, hour_of_day)
+INSERT INTO similar_trip_counts (similar_key, trips, top_trips)
+SELECT similar_key, trips, similar_top_trips(trips) FROM tmp_similar ORDER BY 1
+ON CONFLICT (similar_key)
 DO UPDATE SET trips = similar_trip_counts.trips + EXCLUDED.trips,
               top_trips = similar_top_trips(similar_trip_counts.trips + EXCLUDED.trips);
 

@@ -6,7 +6,14 @@ import datetime as dt
 
 import pyarrow as pa
 
-from streaming.counts import aggregates
+from streaming.counts import SIMILAR_CELLS, SIMILAR_SHIFT, aggregates
+
+
+def key(group: tuple[int, int, int, int, int]) -> int:
+    """The packing of sql/schema/003_counts.sql, in Python integers."""
+    ocx, ocy, dcx, dcy, hour = group
+    origin, dest = (ocx + 18000) * 18001 + ocy + 9000, (dcx + 18000) * 18001 + dcy + 9000
+    return (origin * SIMILAR_CELLS + dest - SIMILAR_SHIFT) * 24 + hour
 
 
 def table(rows: list[tuple[str, str, float, float, float, float, str]]) -> pa.Table:
@@ -37,12 +44,8 @@ def test_keys_windows_and_cells() -> None:
     hours = sorted(counts["region_hour"].to_pylist(), key=lambda r: r["hour_start"])
     assert [h["trips"] for h in hours] == [2, 1]
     assert dt.datetime.fromtimestamp(hours[0]["hour_start"], dt.UTC).hour == 9
-    similar = {
-        (r["ocx"], r["ocy"], r["dcx"], r["dcy"], r["hour_of_day"]): r["trips"]
-        for r in counts["similar"].to_pylist()
-    }
-    assert similar[(1449, 5000, 700, 4500, 9)] == 2
-    assert similar[(-1, -1, 0, 0, 23)] == 1
+    similar = {r["similar_key"]: r["trips"] for r in counts["similar"].to_pylist()}
+    assert similar == {key((1449, 5000, 700, 4500, 9)): 2, key((-1, -1, 0, 0, 23)): 1}
     weeks = {r["week_start"] for r in counts["area_week"].to_pylist()}
     assert weeks == {(dt.date(2018, 5, 28) - dt.date(1970, 1, 1)).days}
     cells = {(r["fcx"], r["fcy"]) for r in counts["area_week"].to_pylist()}

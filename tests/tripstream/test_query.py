@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import psycopg2
+import pyarrow as pa
 import pytest
 
+from streaming.counts import similar_key
 from tests.conftest import load_through_writer
 from tripstream.cli import build_parser, main
 from tripstream.db import load_query
@@ -92,21 +95,46 @@ def test_similar_reads_its_top_index_and_falls_back_exactly(settings: Settings, 
     # single trips, enough for the planner to prefer the index.
     for n in range(1, 31):
         db.execute(
-            "INSERT INTO similar_trip_counts VALUES (%s, 1, 2, 3, 4, %s, %s)",
+            "INSERT INTO similar_trip_counts VALUES (similar_key(%s, 1, 2, 3, 4), %s, %s)",
             (n, n, n if n >= 10 else None),
         )
     db.execute(
-        "INSERT INTO similar_trip_counts SELECT 100 + i, 1, 2, 3, 4, 1, NULL"
+        "INSERT INTO similar_trip_counts SELECT similar_key(100 + i, 1, 2, 3, 4), 1, NULL"
         " FROM generate_series(1, 20000) i"
     )
     db.execute("ANALYZE similar_trip_counts")
     for limit, smallest in ((5, 26), (21, 10), (25, 6)):  # 25 > 21: all groups are sorted
         columns, rows = ask(settings, "similar", "--limit", str(limit))
         assert [r[columns.index("trips")] for r in rows] == list(range(30, smallest - 1, -1))
+        assert {r[columns.index("origin_lat")] for r in rows} == {Decimal("0.01")}
     db.execute("EXPLAIN " + load_query("similar"), {"limit": 5})
     assert "similar_trip_counts_top" in "\n".join(r[0] for r in db.fetchall())
     with pytest.raises(psycopg2.errors.CheckViolation):
-        db.execute("INSERT INTO similar_trip_counts VALUES (0, 1, 2, 3, 4, 12, NULL)")
+        db.execute("INSERT INTO similar_trip_counts VALUES (0, 12, NULL)")
+
+
+# The corners of the key's range, cells either side of zero, the first and the last hour.
+GROUPS = [
+    (-18000, -9000, -18000, -9000, 0),
+    (18000, 9000, 18000, 9000, 23),
+    (-18000, 9000, 18000, -9000, 12),
+    (-1, -1, 0, 0, 23),
+    (0, 0, -1, -1, 0),
+    (1449, 5000, 700, 4500, 9),
+]
+
+
+def test_similar_key_packs_in_order_and_unpacks_exactly(settings: Settings, db: Any) -> None:
+    keys = similar_key(*(pa.array(column, pa.int32()) for column in zip(*GROUPS, strict=True)))
+    for group, key in zip(GROUPS, keys.to_pylist(), strict=True):
+        db.execute("SELECT similar_key(%s, %s, %s, %s, %s)", group)
+        assert db.fetchone()[0] == key  # the batch's packing and the recount's agree
+        db.execute("INSERT INTO similar_trip_counts VALUES (%s, 1, NULL)", (key,))
+    db.execute(
+        "SELECT origin_cx, origin_cy, dest_cx, dest_cy, hour_of_day FROM similar_trips"
+        " ORDER BY similar_key"
+    )
+    assert db.fetchall() == sorted(GROUPS)  # unpacked exactly, and in the five numbers' order
 
 
 def test_generated_set_with_known_counts(settings: Settings, db: Any, tmp_path: Path) -> None:

@@ -1,0 +1,73 @@
+"""The schema's upgrade of a database made by an earlier tripstream, on a real Postgres."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import closing
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg2
+import pytest
+
+from tripstream.db import apply_schema
+from tripstream.stack.postgres import EmbeddedPostgres
+
+pytestmark = pytest.mark.integration
+
+# similar_trip_counts as tripstream made it before the packed key: five key columns.
+FIVE_COLUMNS = """
+CREATE FUNCTION similar_top_trips(trips bigint) RETURNS bigint
+LANGUAGE sql IMMUTABLE AS 'SELECT CASE WHEN trips >= 10 THEN trips END';
+CREATE TABLE similar_trip_counts (
+    origin_cx integer NOT NULL, origin_cy integer NOT NULL,
+    dest_cx integer NOT NULL, dest_cy integer NOT NULL, hour_of_day smallint NOT NULL,
+    trips bigint NOT NULL,
+    top_trips bigint CHECK (top_trips IS NOT DISTINCT FROM similar_top_trips(trips)),
+    PRIMARY KEY (origin_cx, origin_cy, dest_cx, dest_cy, hour_of_day)
+);
+INSERT INTO similar_trip_counts VALUES
+    (1449, 5000, 700, 4500, 9, 12, 12), (-18000, -9000, 18000, 9000, 23, 1, NULL),
+    (-1, -1, 0, 0, 0, 3, NULL);
+"""
+
+
+@pytest.fixture
+def old_database(postgres: EmbeddedPostgres) -> Iterator[str]:
+    admin = psycopg2.connect(postgres.url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("DROP DATABASE IF EXISTS tripstream_old")
+        cur.execute("CREATE DATABASE tripstream_old")
+    url = urlunsplit(urlsplit(postgres.url)._replace(path="/tripstream_old"))
+    with closing(psycopg2.connect(url)) as conn, conn, conn.cursor() as cur:
+        cur.execute(FIVE_COLUMNS)
+    yield url
+    with admin.cursor() as cur:
+        cur.execute("DROP DATABASE tripstream_old")
+    admin.close()
+
+
+def test_five_key_columns_become_the_packed_key(old_database: str) -> None:
+    apply_schema(old_database)
+    apply_schema(old_database)  # the upgrade happens once; applying again changes nothing
+    with closing(psycopg2.connect(old_database)) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT origin_cx, origin_cy, dest_cx, dest_cy, hour_of_day, trips, top_trips"
+            " FROM similar_trips ORDER BY similar_key"
+        )
+        rows: list[Any] = cur.fetchall()
+        cur.execute(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_name = 'similar_trip_counts' ORDER BY ordinal_position"
+        )
+        columns = [r[0] for r in cur.fetchall()]
+        cur.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'similar_trip_counts'")
+        indexes = {r[0] for r in cur.fetchall()}
+    assert rows == [
+        (-18000, -9000, 18000, 9000, 23, 1, None),
+        (-1, -1, 0, 0, 0, 3, None),
+        (1449, 5000, 700, 4500, 9, 12, 12),
+    ]
+    assert columns == ["similar_key", "trips", "top_trips"]
+    assert indexes == {"similar_trip_counts_pkey", "similar_trip_counts_top"}
