@@ -90,8 +90,10 @@ CREATE TABLE IF NOT EXISTS area_week_counts (
 );
 
 -- Vacuumed after 2% of its rows changed (20% by default): a bounding box sums ~80k of its
--- rows, and each read had to walk the versions the upserts left behind.
-ALTER TABLE area_week_counts SET (autovacuum_vacuum_scale_factor = 0.02,
+-- rows, and each read had to walk the versions the upserts left behind. Most upserts here
+-- update a row: 20% of each page is kept free so the new version stays on its page with no
+-- index entry (HOT); the upsert took 53.2 s instead of 60.3 s of the floor's 10M rows.
+ALTER TABLE area_week_counts SET (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.02,
                                   autovacuum_vacuum_insert_scale_factor = 0.02);
 
 -- Per region and datasource: trips and the latest trip time.
