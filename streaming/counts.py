@@ -1,6 +1,6 @@
 """Windowed frequency counts of a batch, computed with pyarrow on the collected rows.
 
-Keys match the SQL recounts in sql/queries/recount_*.sql exactly (same double arithmetic):
+Keys match the SQL recount in sql/checks/recount.sql exactly (same double arithmetic):
 - region_hour:       region, hour window start (epoch seconds, UTC)
 - datasource_day:    datasource, day (days since 1970-01-01)
 - similar:           floor(lon*100), floor(lat*100) of origin and destination and the hour
