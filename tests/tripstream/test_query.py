@@ -124,7 +124,7 @@ GROUPS = [
 ]
 
 
-def test_similar_key_packs_in_order_and_unpacks_exactly(settings: Settings, db: Any) -> None:
+def test_similar_key_packs_in_order_and_unpacks_exactly(db: Any) -> None:
     keys = similar_key(*(pa.array(column, pa.int32()) for column in zip(*GROUPS, strict=True)))
     for group, key in zip(GROUPS, keys.to_pylist(), strict=True):
         db.execute("SELECT similar_key(%s, %s, %s, %s, %s)", group)
