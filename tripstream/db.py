@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import psycopg2.errorcodes
@@ -32,6 +33,11 @@ def is_transient(error: BaseException) -> bool:
         return code is None or code[:2] in _TRANSIENT_CLASSES
     code = getattr(error, "pgcode", None)
     return code is not None and code[:2] in _TRANSIENT_CLASSES
+
+
+def database_url(url: str, name: str) -> str:
+    """The same server and credentials, another database."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
 def connect(url: str, *, application: str = "tripstream") -> psycopg2.extensions.connection:

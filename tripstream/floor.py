@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import psycopg2
 import psycopg2.errors
@@ -32,15 +32,11 @@ from producer.chunks import build_chunk
 from producer.reader import file_digest, file_id_of, line_blocks
 from streaming.task import TaskResult, commit_rows
 from streaming.writer import record_batch
-from tripstream.db import apply_schema, connect
+from tripstream.db import apply_schema, connect, database_url
 from tripstream.records import decode_payload, record_key
 
 logger = logging.getLogger(__name__)
 PARTITION_BATCHES = 50  # batch ids per trip_data partition (sql/schema/002_trip_data.sql)
-
-
-def _database_url(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
 def decoded_chunks(
@@ -173,7 +169,7 @@ def measure_floor(
     with admin.cursor() as cur:
         cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
         cur.execute(f'CREATE DATABASE "{name}"')
-    floor_url = _database_url(url, name)
+    floor_url = database_url(url, name)
     sources = [pq.ParquetFile(path) for path in decoded]
     total = sum(source.metadata.num_rows for source in sources)
     try:

@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import closing
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import pytest
 
-from tripstream.db import apply_schema
+from tripstream.db import apply_schema, database_url
 from tripstream.stack.postgres import EmbeddedPostgres
 
 pytestmark = pytest.mark.integration
@@ -39,7 +38,7 @@ def old_database(postgres: EmbeddedPostgres) -> Iterator[str]:
     with admin.cursor() as cur:
         cur.execute("DROP DATABASE IF EXISTS tripstream_old")
         cur.execute("CREATE DATABASE tripstream_old")
-    url = urlunsplit(urlsplit(postgres.url)._replace(path="/tripstream_old"))
+    url = database_url(postgres.url, "tripstream_old")
     with closing(psycopg2.connect(url)) as conn, conn, conn.cursor() as cur:
         cur.execute(FIVE_COLUMNS)
     yield url
