@@ -40,31 +40,32 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
             + ($3::bigint + 18000) * 18001 + ($4 + 9000) - 200000000000000000) * 24 + $5
 $$;
 
+-- A database made before the packed key: its five-column table is packed into a scratch
+-- table and dropped (once), so the one definition below makes the table, names and all,
+-- and is filled from the scratch table (the schema is applied in one transaction).
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM information_schema.columns WHERE table_schema = 'public'
+               AND table_name = 'similar_trip_counts' AND column_name = 'origin_cx') THEN
+        CREATE TEMP TABLE similar_five_columns ON COMMIT DROP AS
+        SELECT similar_key(origin_cx, origin_cy, dest_cx, dest_cy, hour_of_day), trips
+        FROM similar_trip_counts;
+        DROP TABLE similar_trip_counts;
+    END IF;
+END $$;
+
 CREATE TABLE IF NOT EXISTS similar_trip_counts (
     similar_key bigint PRIMARY KEY,
     trips       bigint NOT NULL,
     top_trips   bigint CHECK (top_trips IS NOT DISTINCT FROM similar_top_trips(trips))
 ) WITH (fillfactor = 85);
 
--- A database made before the packed key: the five key columns become one (once).
 DO $$
 BEGIN
-    IF EXISTS (SELECT FROM information_schema.columns WHERE table_schema = 'public'
-               AND table_name = 'similar_trip_counts' AND column_name = 'origin_cx') THEN
-        CREATE TABLE similar_trip_counts_packed (
-            similar_key bigint PRIMARY KEY,
-            trips       bigint NOT NULL,
-            top_trips   bigint CONSTRAINT similar_trip_counts_top_trips_check
-                CHECK (top_trips IS NOT DISTINCT FROM similar_top_trips(trips))
-        ) WITH (fillfactor = 85);
-        INSERT INTO similar_trip_counts_packed
-        SELECT similar_key(origin_cx, origin_cy, dest_cx, dest_cy, hour_of_day), trips,
-               similar_top_trips(trips)
-        FROM similar_trip_counts ORDER BY 1;
-        DROP TABLE similar_trip_counts;
-        ALTER TABLE similar_trip_counts_packed RENAME TO similar_trip_counts;
-        ALTER TABLE similar_trip_counts RENAME CONSTRAINT similar_trip_counts_packed_pkey
-            TO similar_trip_counts_pkey;
+    IF to_regclass('pg_temp.similar_five_columns') IS NOT NULL THEN
+        INSERT INTO similar_trip_counts
+        SELECT similar_key, trips, similar_top_trips(trips) FROM similar_five_columns ORDER BY 1;
+        DROP TABLE similar_five_columns;
     END IF;
 END $$;
 

@@ -47,7 +47,14 @@ def old_database(postgres: EmbeddedPostgres) -> Iterator[str]:
     admin.close()
 
 
-def test_five_key_columns_become_the_packed_key(old_database: str) -> None:
+def constraints(cur: Any) -> set[str]:
+    cur.execute(
+        "SELECT conname FROM pg_constraint WHERE conrelid = 'similar_trip_counts'::regclass"
+    )
+    return {r[0] for r in cur.fetchall()}
+
+
+def test_five_key_columns_become_the_packed_key(old_database: str, db: Any) -> None:
     apply_schema(old_database)
     apply_schema(old_database)  # the upgrade happens once; applying again changes nothing
     with closing(psycopg2.connect(old_database)) as conn, conn.cursor() as cur:
@@ -63,6 +70,7 @@ def test_five_key_columns_become_the_packed_key(old_database: str) -> None:
         columns = [r[0] for r in cur.fetchall()]
         cur.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'similar_trip_counts'")
         indexes = {r[0] for r in cur.fetchall()}
+        converted = constraints(cur)
     assert rows == [
         (-18000, -9000, 18000, 9000, 23, 1, None),
         (-1, -1, 0, 0, 0, 3, None),
@@ -70,3 +78,4 @@ def test_five_key_columns_become_the_packed_key(old_database: str) -> None:
     ]
     assert columns == ["similar_key", "trips", "top_trips"]
     assert indexes == {"similar_trip_counts_pkey", "similar_trip_counts_top"}
+    assert converted == constraints(db)  # named as in a database made with the packed key
