@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import pyarrow as pa
 
 from streaming.counts import SIMILAR_CELLS, SIMILAR_SHIFT, aggregates
+from streaming.task import in_cell_order
 
 
 def key(group: tuple[int, int, int, int, int]) -> int:
@@ -55,3 +57,22 @@ def test_keys_windows_and_cells() -> None:
         for r in counts["region_datasource"].to_pylist()
     }
     assert latest[("A", "s1")][0] == 2
+
+
+def test_rows_go_to_copy_in_the_cell_index_order() -> None:
+    """streaming.task.in_cell_order sorts by (floor(lon*1000), floor(lat*1000)), the key of
+    trip_data's cell index, across the signs and the extremes of both."""
+    lons = [180.0, -180.0, 0.0005, -0.0005, 14.4, 14.4, 14.4, -73.99]
+    lats = [-90.0, 90.0, 0.0, 0.0, 89.9999, -89.9999, 0.0005, 40.7]
+    rows = pa.table({"origin_lon": lons, "origin_lat": lats, "n": list(range(len(lons)))})
+    ordered = in_cell_order(rows)
+    cells = [
+        (math.floor(lon * 1000), math.floor(lat * 1000))
+        for lon, lat in zip(
+            ordered.column("origin_lon").to_pylist(),
+            ordered.column("origin_lat").to_pylist(),
+            strict=True,
+        )
+    ]
+    assert cells == sorted(cells)
+    assert sorted(ordered.column("n").to_pylist()) == list(range(len(lons)))
