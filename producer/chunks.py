@@ -1,9 +1,12 @@
-"""Turn a block of raw lines into one Kafka payload: vectorised checks, exact fallbacks.
+"""Turn a block of a file's lines into one chunk of rows: vectorised checks, exact fallbacks.
 
 The fast path validates a whole block with pyarrow compute (the same rules as
-producer.validate, expressed as regex/range/strptime kernels). Any line it does not accept
-goes through the per-row Python validator, which either accepts it (e.g. an ISO datetime
-with an offset) or names the exact reason. So the fast path never decides an error alone.
+producer.validate, expressed as regex/range/strptime kernels). A block of plain lines (no
+quote, no blank line: nearly every block) is parsed at once, as it was read; a block
+with quotes or blank lines is split into lines first. Any line the fast path does not
+accept goes through the per-row Python validator, which either accepts it (e.g. an ISO
+datetime with an offset) or names the exact reason. So the fast path never decides an
+error alone.
 """
 
 from __future__ import annotations
@@ -29,10 +32,13 @@ _MIN_TS, _MAX_TS = -2208988800, 4133980799  # 1900-01-01 .. 2100-12-31 23:59:59 
 @dataclass(frozen=True)
 class BuiltChunk:
     first_line: int
-    rows: int
-    payload: bytes
+    table: pa.Table  # the valid rows, in line order (records.COLUMNS)
     errors: list[RowError]
     raw_errors: list[bytes]
+
+    @property
+    def rows(self) -> int:
+        return self.table.num_rows
 
 
 def _label_ok(col: pa.Array, max_len: int) -> pa.Array:
@@ -57,49 +63,41 @@ def _points(col: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
     return lon, lat, pc.fill_null(ok, False)
 
 
-def _fast(lines: list[Line], max_len: int) -> tuple[pa.Table, list[Line]]:
-    """Validate simple lines vectorised; return the accepted table and the lines left over."""
-    simple: list[Line] = []
-    rest: list[Line] = []
-    for item in lines:
-        raw = item[1]
-        if raw.count(b",") == 4 and b'"' not in raw and len(raw) <= MAX_LINE_BYTES:
-            simple.append(item)
-        else:
-            rest.append(item)
-    if not simple:
-        return _empty(), rest
-    blob = b"".join(raw if raw.endswith(b"\n") else raw + b"\n" for _, raw in simple)
+def _parse(blob: bytes) -> pa.Table | None:
+    """The five columns of quote-free CSV lines as text; None if a line is not 5 fields of
+    UTF-8 (such lines take the per-row path, which names the fault)."""
     try:
-        blob.decode("utf-8")
-        table = pacsv.read_csv(
+        return pacsv.read_csv(
             io.BytesIO(blob),
             read_options=pacsv.ReadOptions(column_names=list(HEADER), use_threads=False),
-            parse_options=pacsv.ParseOptions(quote_char=False),
+            parse_options=pacsv.ParseOptions(quote_char=False, ignore_empty_lines=False),
             convert_options=pacsv.ConvertOptions(
                 column_types={c: pa.string() for c in HEADER}, strings_can_be_null=False
             ),
         )
-    except (UnicodeDecodeError, pa.ArrowInvalid):
-        return _empty(), lines
-    if table.num_rows != len(simple):
-        return _empty(), lines
+    except pa.ArrowInvalid:
+        return None
+
+
+def _validate(table: pa.Table, line_no: pa.Array, max_len: int) -> tuple[pa.Table, pa.Array]:
+    """The accepted rows (records.COLUMNS) of parsed lines, and which lines they are."""
     cols = {c: table.column(c).combine_chunks() for c in HEADER}
-    cols = {
-        c: pc.utf8_rtrim(v, characters="\r") if c == "datasource" else v for c, v in cols.items()
-    }
+    cols["datasource"] = pc.utf8_rtrim(cols["datasource"], characters="\r")
     olon, olat, o_ok = _points(cols["origin_coord"])
     dlon, dlat, d_ok = _points(cols["destination_coord"])
     when = pc.utf8_trim_whitespace(cols["datetime"])
     ts, ts_ok = _timestamps(when)
+    line_bytes = pc.binary_length(table.column(HEADER[0]))
+    for c in HEADER[1:]:
+        line_bytes = pc.add(line_bytes, pc.binary_length(table.column(c)))
+    short = pc.less_equal(pc.add(line_bytes, len(HEADER)), MAX_LINE_BYTES)  # + commas, newline
     ok = pc.and_(
-        pc.and_(o_ok, d_ok),
+        pc.and_(pc.and_(o_ok, d_ok), short),
         pc.and_(
             ts_ok,
             pc.and_(_label_ok(cols["region"], max_len), _label_ok(cols["datasource"], max_len)),
         ),
     )
-    line_no = pa.array([n for n, _ in simple], pa.int32())
     good = pa.table(
         {
             "line_no": line_no,
@@ -115,9 +113,56 @@ def _fast(lines: list[Line], max_len: int) -> tuple[pa.Table, list[Line]]:
             "ts": ts,
         }
     ).filter(ok)
+    return good, ok
+
+
+def _plain_block(first_line: int, blob: bytes, max_len: int) -> tuple[pa.Table, list[Line]] | None:
+    """A block whose every line is one unquoted row, validated as read: the accepted rows
+    and the lines left over. None if the block has quotes or blank lines."""
+    if b'"' in blob or b"\n\n" in blob or b"\n\r\n" in blob or blob[:1] in (b"\n", b"\r"):
+        return None
+    n = blob.count(b"\n") + (not blob.endswith(b"\n"))
+    table = _parse(blob)
+    if table is None or table.num_rows != n:
+        return None
+    line_no = pa.array(range(first_line, first_line + n), pa.int32())
+    good, ok = _validate(table, line_no, max_len)
+    if good.num_rows == n:
+        return good, []
+    lines = blob.split(b"\n")
+    rest = [
+        (first_line + i, lines[i] + b"\n") for i in pc.indices_nonzero(pc.invert(ok)).to_pylist()
+    ]
+    return good, rest
+
+
+def _fast(lines: list[Line], max_len: int) -> tuple[pa.Table, list[Line]]:
+    """Validate simple lines vectorised; return the accepted table and the lines left over."""
+    simple: list[Line] = []
+    rest: list[Line] = []
+    for item in lines:
+        raw = item[1]
+        if raw.count(b",") == 4 and b'"' not in raw and len(raw) <= MAX_LINE_BYTES:
+            simple.append(item)
+        else:
+            rest.append(item)
+    if not simple:
+        return _empty(), rest
+    table = _parse(b"".join(raw if raw.endswith(b"\n") else raw + b"\n" for _, raw in simple))
+    if table is None or table.num_rows != len(simple):
+        return _empty(), lines
+    good, ok = _validate(table, pa.array([n for n, _ in simple], pa.int32()), max_len)
     ok_list = ok.to_pylist()
     rest.extend(item for item, accepted in zip(simple, ok_list, strict=True) if not accepted)
     return good, rest
+
+
+def lines_of(first_line: int, blob: bytes) -> list[Line]:
+    """The numbered non-blank lines of a block."""
+    pieces = blob.split(b"\n")
+    if pieces[-1] == b"":
+        pieces.pop()
+    return [(first_line + i, raw + b"\n") for i, raw in enumerate(pieces) if raw.strip()]
 
 
 def _timestamps(when: pa.Array) -> tuple[pa.Array, pa.Array]:
@@ -200,19 +245,15 @@ def _decode(raw: bytes, name: str, line: int) -> str:
         ) from e
 
 
-def build_chunk(first_line: int, lines: list[Line], *, name: str, max_len: int) -> BuiltChunk:
-    """Validate one block; the payload is headerless CSV in records.COLUMNS order."""
-    good, rest = _fast(lines, max_len)
+def build_chunk(first_line: int, blob: bytes, *, name: str, max_len: int) -> BuiltChunk:
+    """Validate one block (the bytes of its lines, producer.reader.line_blocks)."""
+    plain = _plain_block(first_line, blob, max_len)
+    good, rest = plain if plain is not None else _fast(lines_of(first_line, blob), max_len)
     rows, errors, raws = _slow(rest, name, max_len)
     if rows:
         good = pa.concat_tables([good, _rows_table(rows)])
         good = good.sort_by("line_no")
-    payload = b""
-    if good.num_rows:
-        buf = io.BytesIO()
-        pacsv.write_csv(good, buf, write_options=pacsv.WriteOptions(include_header=False))
-        payload = buf.getvalue()
-    return BuiltChunk(first_line, good.num_rows, payload, errors, raws)
+    return BuiltChunk(first_line, good, errors, raws)
 
 
 _WARM_UP_LINE = b"Prague,POINT (14.4 50.0),POINT (14.5 50.1),2018-05-28 09:03:40,warm_up"
@@ -221,4 +262,4 @@ _WARM_UP_LINE = b"Prague,POINT (14.4 50.0),POINT (14.5 50.1),2018-05-28 09:03:40
 def warm_up() -> None:
     """Validate one made-up line once, at start: the first call loads the pyarrow kernels
     and compiles the regexes (0.3 s), which a user's first file would otherwise wait for."""
-    build_chunk(2, [(2, _WARM_UP_LINE)], name="warm-up", max_len=100)
+    build_chunk(2, _WARM_UP_LINE, name="warm-up", max_len=100)

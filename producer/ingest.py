@@ -101,7 +101,7 @@ class Ingester:
                             self.make_way()
                             last_way = time.monotonic()
                         self.wait_for_room()
-                    self.publisher.send(file_id, first, chunk.rows, chunk.payload, express=express)
+                    self.publisher.send(file_id, first, chunk.table, express=express)
                     chunks += 1
                 valid += chunk.rows
                 rejected += len(chunk.errors)
@@ -250,7 +250,7 @@ class Ingester:
                 first, block, name=path.name, max_len=self.settings.producer.max_field_length
             )
             if chunk.rows:
-                self.publisher.send(file_id, first, chunk.rows, chunk.payload, express=express)
+                self.publisher.send(file_id, first, chunk.table, express=express)
                 sent += 1
         offsets = self.publisher.confirm(file_id)
         self.ledger.republished(file_id, offsets)

@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import pyarrow as pa
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from tripstream.errors import SetupError, TransientError
 from tripstream.kafka_clients import client_options, unreachable
-from tripstream.records import PAYLOAD_CODECS, chunk_headers, encode_payload
+from tripstream.records import PAYLOAD_CODECS, PAYLOAD_SCHEMA, chunk_headers, encode_payload
 from tripstream.settings import KafkaSettings, ProducerSettings
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class Publisher:
     def warm_up(self) -> None:
         """Fetch the topic's partitions at start (0.1 s) and compress once, not on the
         first file."""
-        encode_payload(b"warm-up", self.codec)
+        encode_payload(PAYLOAD_SCHEMA.empty_table(), self.codec)
         if self.lanes:
             try:
                 self._topic_partitions()
@@ -74,15 +75,13 @@ class Publisher:
             self._turn += 1
         return lane_partition(file_id + self._turn, partitions, express)
 
-    def send(
-        self, file_id: int, first_line: int, rows: int, payload: bytes, *, express: bool = False
-    ) -> None:
+    def send(self, file_id: int, first_line: int, rows: pa.Table, *, express: bool = False) -> None:
         try:
             future = self._producer.send(
                 self.topic,
                 key=str(file_id).encode(),
-                value=encode_payload(payload, self.codec),
-                headers=chunk_headers(file_id, first_line, rows),
+                value=encode_payload(rows, self.codec),
+                headers=chunk_headers(file_id, first_line, rows.num_rows),
                 partition=self._partition(file_id, express),
             )
         except KafkaError as e:

@@ -147,14 +147,6 @@ def _copy(
     cur.copy_expert(f"COPY {target} ({', '.join(columns)}) FROM STDIN WITH (FORMAT binary)", buf)
 
 
-def with_timestamp(rows: pa.Table) -> pa.Table:
-    """date_time as a timestamp (from the epoch seconds `ts`) for the binary COPY."""
-    micros = pc.multiply(rows.column("ts"), 1_000_000)
-    return rows.set_column(
-        rows.schema.get_field_index("date_time"), "date_time", pc.cast(micros, pa.timestamp("us"))
-    )
-
-
 def in_cell_order(rows: pa.Table) -> pa.Table:
     """The rows sorted by trip_data's fine-cell index key: COPY then inserts the index
     entries in key order, each leaf page touched once per batch instead of once per row
@@ -236,7 +228,7 @@ def _claim_and_write(
         return
     rows = rows.append_column("batch_id", pa.array([batch_id] * rows.num_rows, pa.int64()))
     began = time.monotonic()
-    _copy(cur, with_timestamp(in_cell_order(rows)), "public.trip_data", TRIP_COLUMNS)
+    _copy(cur, in_cell_order(rows), "public.trip_data", TRIP_COLUMNS)
     copied = time.monotonic()
     cur.execute(writer_sql("temp_tables"))
     for name, counts in aggregates(rows).items():

@@ -33,7 +33,7 @@ from producer.reader import file_digest, file_id_of, line_blocks
 from streaming.task import TaskResult, commit_rows
 from streaming.writer import record_batch
 from tripstream.db import apply_schema, connect, database_url
-from tripstream.records import decode_payload, record_key
+from tripstream.records import record_key, rows_batch
 
 logger = logging.getLogger(__name__)
 PARTITION_BATCHES = 50  # batch ids per trip_data partition (sql/schema/002_trip_data.sql)
@@ -48,7 +48,7 @@ def decoded_chunks(
     for first, block in line_blocks(path, chunk_rows, name=path.name):
         chunk = build_chunk(first, block, name=path.name, max_len=100)
         if chunk.rows:
-            yield decode_payload(chunk.payload, file_id, first, record_key(partition, offset), 0)
+            yield rows_batch(chunk.table, file_id, first, record_key(partition, offset), 0)
             offset += 1
 
 

@@ -1,18 +1,22 @@
 """The Kafka record format shared by the producer (encode) and the Spark source (decode).
 
-One record = one chunk of up to `chunk_rows` validated rows of one file, as headerless CSV
-(zstd-compressed by default, see encode_payload):
-    line_no, region, origin_coord, destination_coord, date_time, datasource,
+One record = one chunk of up to `chunk_rows` validated rows of one file, as an Arrow IPC
+stream of PAYLOAD_SCHEMA (format 2; its buffers zstd-compressed by default):
+    line_no, region, origin_coord, destination_coord, datasource,
     origin_lon, origin_lat, dest_lon, dest_lat, ts
-(date_time normalised to 'YYYY-MM-DD HH:MM:SS', ts = epoch seconds of it taken as UTC).
-Headers carry the identity: file_id, first_line (the chunk key) and rows.
+(ts = epoch seconds of the trip's datetime taken as UTC; the writer's date_time is made
+from it). Headers carry the identity: file_id, first_line (the chunk key) and rows.
 The record key is the file id, so one file's chunks stay ordered in one partition.
 
 Spark carries the records, not their rows: the source (streaming/source.py) yields one
-row per Kafka record (RECORD_SCHEMA, the chunk's CSV as `payload`) and the foreachBatch
+row per Kafka record (RECORD_SCHEMA, the chunk as `payload`) and the foreachBatch
 writer decodes the batch's records into trip rows (ARROW_SCHEMA) with pyarrow. Carrying
 200k trip rows through the JVM (Arrow to Spark rows and back) had cost about 22 us of CPU
 per row, more than the Postgres writer's share.
+
+Format 1 was headerless CSV of the same rows with date_time as text, optionally a zstd
+frame; records of it left in a topic by an older producer are still decoded. Writing and
+reading CSV had cost 1.1 and 1.0 us a row, the IPC stream 0.36 and 0.35 (docs/scale.md).
 """
 
 from __future__ import annotations
@@ -21,14 +25,16 @@ import io
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.ipc as ipc
 import zstandard
 
-FORMAT_VERSION = b"1"
-# A payload may be a zstd frame of the CSV (producer.compression = "zstd"), told apart by
-# the frame's magic number: CSV starts with a digit. Compressing the payload itself, not
-# the Kafka batch, keeps it small in the broker, on the wire twice and through Spark, and
-# Spark carries it compressed to the writer.
+FORMAT_VERSION = b"2"
+# Compressing the payload itself, not the Kafka batch, keeps it small in the broker, on
+# the wire twice and through Spark, and Spark carries it compressed to the writer.
+# An IPC stream starts with the continuation marker; format 1 with a digit or a zstd frame.
+IPC_MAGIC = b"\xff\xff\xff\xff"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 PAYLOAD_CODECS = ("zstd", "none")
 
@@ -58,6 +64,7 @@ ARROW_TYPES = {
     "dest_lat": pa.float64(),
     "ts": pa.int64(),
 }
+PAYLOAD_SCHEMA = pa.schema([(c, ARROW_TYPES[c]) for c in COLUMNS if c != "date_time"])
 # A record key is (partition << 44) | offset: offsets up to 17.6 trillion per partition.
 RECORD_KEY_PARTITION_SHIFT = 44
 # What the source yields: one row per Kafka record, its identity, provenance and payload.
@@ -74,7 +81,7 @@ RECORD_ARROW_SCHEMA = pa.schema(
 # What the writer works on: the chunk's rows plus the identity and provenance of each.
 ARROW_SCHEMA = pa.schema(
     [("file_id", pa.int64()), ("chunk_line", pa.int32())]
-    + [(name, ARROW_TYPES[name]) for name in COLUMNS]
+    + [(name, pa.timestamp("us") if name == "date_time" else ARROW_TYPES[name]) for name in COLUMNS]
     + [("record_key", pa.int64()), ("kafka_ts", pa.int64())]
 )
 
@@ -108,35 +115,58 @@ def record_key(partition: int, offset: int) -> int:
     return (partition << RECORD_KEY_PARTITION_SHIFT) | offset
 
 
-def encode_payload(csv: bytes, codec: str) -> bytes:
-    """The record value for a chunk's CSV: as is, or a zstd frame (level 1: a quarter of a
-    microsecond per row, a third of the bytes)."""
-    if codec == "none":
-        return csv
-    if codec == "zstd":
-        return zstandard.ZstdCompressor(level=1).compress(csv)
-    raise ValueError(f"unknown payload codec {codec!r}: use one of {', '.join(PAYLOAD_CODECS)}")
+def encode_payload(rows: pa.Table, codec: str) -> bytes:
+    """The record value for a chunk's rows: an IPC stream of PAYLOAD_SCHEMA, its buffers
+    compressed with zstd or not ("none")."""
+    if codec not in PAYLOAD_CODECS:
+        raise ValueError(f"unknown payload codec {codec!r}: use one of {', '.join(PAYLOAD_CODECS)}")
+    table = rows.select(PAYLOAD_SCHEMA.names).cast(PAYLOAD_SCHEMA)
+    options = ipc.IpcWriteOptions(compression=None if codec == "none" else codec)
+    sink = pa.BufferOutputStream()
+    with ipc.new_stream(sink, PAYLOAD_SCHEMA, options=options) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
 
 
-def decode_payload(
-    payload: bytes, file_id: int, first_line: int, key: int, timestamp_ms: int
-) -> pa.RecordBatch:
-    """Parse one record's chunk into an Arrow batch of ARROW_SCHEMA (vectorised, in C++)."""
+def _format_1(payload: bytes) -> pa.Table:
+    """A format-1 record: headerless CSV of COLUMNS, maybe a zstd frame."""
     if payload[:4] == ZSTD_MAGIC:
         payload = zstandard.ZstdDecompressor().decompress(payload)
-    table = pacsv.read_csv(
+    return pacsv.read_csv(
         io.BytesIO(payload),
         read_options=pacsv.ReadOptions(column_names=list(COLUMNS), use_threads=False),
         convert_options=pacsv.ConvertOptions(
             column_types=ARROW_TYPES, strings_can_be_null=False, quoted_strings_can_be_null=False
         ),
     )
-    n = table.num_rows
+
+
+def rows_batch(
+    rows: pa.Table, file_id: int, first_line: int, key: int, timestamp_ms: int
+) -> pa.RecordBatch:
+    """A chunk's rows (PAYLOAD_SCHEMA or wider) with their identity: one ARROW_SCHEMA batch."""
+    n = rows.num_rows
     columns = [pa.array([file_id] * n, pa.int64()), pa.array([first_line] * n, pa.int32())]
-    columns += [table.column(name).combine_chunks() for name in COLUMNS]
+    for name in COLUMNS:
+        if name == "date_time":
+            micros = pc.multiply(rows.column("ts").combine_chunks(), 1_000_000)
+            columns.append(pc.cast(micros, pa.timestamp("us")))
+        else:
+            columns.append(rows.column(name).combine_chunks())
     columns.append(pa.array([key] * n, pa.int64()))
     columns.append(pa.array([timestamp_ms] * n, pa.int64()))
     return pa.RecordBatch.from_arrays(columns, schema=ARROW_SCHEMA)
+
+
+def decode_payload(
+    payload: bytes, file_id: int, first_line: int, key: int, timestamp_ms: int
+) -> pa.RecordBatch:
+    """One record's chunk as an Arrow batch of ARROW_SCHEMA (vectorised, in C++)."""
+    if payload[:4] == IPC_MAGIC:
+        rows = ipc.open_stream(payload).read_all()
+    else:
+        rows = _format_1(payload)
+    return rows_batch(rows, file_id, first_line, key, timestamp_ms)
 
 
 def decode_records(records: pa.Table) -> pa.Table:

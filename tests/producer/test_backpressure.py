@@ -12,11 +12,16 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
+from producer.chunks import build_chunk
 from producer.ledger import Ledger
 from producer.publisher import Publisher, lane_partition
 from tests.conftest import wait_for
 from tripstream.generate import generate_files
 from tripstream.settings import Settings
+
+
+def chunk_of(first_line: int, line: bytes) -> Any:
+    return build_chunk(first_line, line, name="b.csv", max_len=100).table
 
 
 def broker_ends(settings: Settings) -> dict[int, int]:
@@ -157,8 +162,8 @@ def test_records_on_their_way_to_the_broker_count_as_backlog(settings: Settings)
     publisher = Publisher(settings.kafka, lingering)
     try:
         before = sum(broker_ends(settings).values())
-        publisher.send(41, 2, 1, b"r,POINT (1 2),POINT (3 4),2018-05-28 09:03:40,d\n")
-        publisher.send(41, 3, 1, b"r,POINT (1 2),POINT (3 4),2018-05-28 09:03:41,d\n")
+        publisher.send(41, 2, chunk_of(2, b"r,POINT (1 2),POINT (3 4),2018-05-28 09:03:40,d\n"))
+        publisher.send(41, 3, chunk_of(3, b"r,POINT (1 2),POINT (3 4),2018-05-28 09:03:41,d\n"))
         assert publisher.in_flight() == 2  # lingering: not on the broker yet
         assert sum(broker_ends(settings).values()) == before
         publisher.confirm(41)

@@ -7,10 +7,15 @@ from dataclasses import replace
 
 import pytest
 
+from producer.chunks import build_chunk
 from producer.publisher import Publisher
 from tripstream.errors import SetupError
 from tripstream.settings import Settings, load_settings
 from tripstream.stack.broker import ensure_topic
+
+ROW = build_chunk(
+    2, b"r,POINT (1 2),POINT (3 4),2018-05-28 09:03:40,d\n", name="p.csv", max_len=100
+).table
 
 
 def test_an_unknown_compression_setting_stops_the_producer_at_start() -> None:
@@ -29,9 +34,9 @@ def test_a_bulk_files_chunks_take_the_bulk_partitions_in_turn(settings: Settings
     publisher = Publisher(kafka, settings.producer)
     try:
         for first in range(1, 5):
-            publisher.send(11, first, 1, b"bulk\n")
+            publisher.send(11, first, ROW)
         bulk = publisher.confirm(11)
-        publisher.send(12, 1, 1, b"small\n", express=True)
+        publisher.send(12, 1, ROW, express=True)
         express = publisher.confirm(12)
     finally:
         publisher.close()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from producer.chunks import lines_of as chunk_lines
 from producer.reader import file_digest, file_id_of, line_blocks
 from tripstream.errors import FileRejectedError
 
@@ -15,7 +16,7 @@ ROW = b"Turin,POINT (7.67 44.99),POINT (7.72 45.06),2018-05-21 02:54:04,baba_car
 
 
 def lines_of(path: Path, block: int = 1000) -> list[tuple[int, bytes]]:
-    return [item for _, items in line_blocks(path, block) for item in items]
+    return [item for first, blob in line_blocks(path, block) for item in chunk_lines(first, blob)]
 
 
 def test_sample_has_100_rows_numbered_from_line_2(sample_csv: Path) -> None:
@@ -44,7 +45,20 @@ def test_blocks_are_stable_by_line_number(tmp_path: Path) -> None:
     path.write_bytes(HEADER + ROW * 5 + b"\n" + ROW * 4)  # a blank line at line 7
     firsts = [first for first, _ in line_blocks(path, 3)]
     assert firsts == [2, 5, 8, 11]
-    assert sum(len(items) for _, items in line_blocks(path, 3)) == 9
+    assert len(lines_of(path, 3)) == 9
+    assert [n for n, _ in lines_of(path, 3)] == [2, 3, 4, 5, 6, 8, 9, 10, 11]
+
+
+def test_blocks_hold_whole_lines_across_reads(tmp_path: Path) -> None:
+    """Blocks are cut at newlines whatever the read size, and a last line without a newline
+    is kept."""
+    rows = [ROW.replace(b"Turin", b"T%d" % n) for n in range(60_000)]  # 4.5 MB: 5 reads
+    path = tmp_path / "big.csv"
+    path.write_bytes(HEADER + b"".join(rows)[:-1])
+    blocks = list(line_blocks(path, 7_000))
+    assert [first for first, _ in blocks] == list(range(2, 60_002, 7_000))
+    assert b"".join(blob for _, blob in blocks) == b"".join(rows)[:-1]
+    assert all(blob.count(b"\n") == 7_000 for _, blob in blocks[:-1])
 
 
 @pytest.mark.parametrize(

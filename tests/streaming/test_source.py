@@ -12,21 +12,23 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from producer.chunks import build_chunk
 from producer.publisher import Publisher
 from streaming.source import kafka_stream, record_columns
 from tests.conftest import SCRAM_PASSWORD, SCRAM_USER
 from tripstream.errors import SetupError
 from tripstream.kafka_clients import client_options, connector_options, topic_partitions
-from tripstream.records import chunk_headers, decode_records, record_key
+from tripstream.records import chunk_headers, decode_records, encode_payload, record_key
 from tripstream.settings import KafkaSettings, Settings
 from tripstream.stack.broker import KafkaBroker, ensure_topic
 
-CHUNK = (
-    b"7,Prague,POINT (14.4 50.0),POINT (14.5 50.1),2018-05-28 09:03:40,cheap_mobile,"
-    b"14.4,50.0,14.5,50.1,1527498220\n"
-    b"8,Turin,POINT (7.6 45.0),POINT (7.7 45.1),2018-05-21 02:54:04,baba_car,"
-    b"7.6,45.0,7.7,45.1,1526871244\n"
-)
+CHUNK = build_chunk(
+    7,
+    b"Prague,POINT (14.4 50.0),POINT (14.5 50.1),2018-05-28 09:03:40,cheap_mobile\n"
+    b"Turin,POINT (7.6 45.0),POINT (7.7 45.1),2018-05-21 02:54:04,baba_car\n",
+    name="source.csv",
+    max_len=100,
+).table
 CONNECTOR_SCHEMA = (
     "value binary, headers array<struct<key: string, value: binary>>, partition int, "
     "offset bigint, timestamp timestamp"
@@ -84,7 +86,8 @@ def test_incomplete_sasl_settings_are_a_setup_error_naming_the_setting() -> None
 def test_connector_rows_become_records_in_the_jvm(spark: Any) -> None:
     at = dt.datetime(2026, 11, 25, 9, 0, tzinfo=dt.UTC)
     headers = [(k, bytearray(v)) for k, v in chunk_headers(99, 7, 2)]
-    raw = spark.createDataFrame([(bytearray(CHUNK), headers, 3, 12, at)], CONNECTOR_SCHEMA)
+    value = bytearray(encode_payload(CHUNK, "zstd"))
+    raw = spark.createDataFrame([(value, headers, 3, 12, at)], CONNECTOR_SCHEMA)
     records = raw.select(*record_columns())
     plan = records._jdf.queryExecution().executedPlan().toString()
     assert "Python" not in plan and "Arrow" not in plan, plan  # no Python work to read
@@ -120,7 +123,7 @@ def publish(kafka: KafkaSettings, settings: Settings, file_id: int, chunks: int)
     publisher = Publisher(kafka, settings.producer)
     try:
         for n in range(chunks):
-            publisher.send(file_id, 1 + 2 * n, 2, CHUNK)
+            publisher.send(file_id, 1 + 2 * n, CHUNK)
         publisher.confirm(file_id)
     finally:
         publisher.close()
