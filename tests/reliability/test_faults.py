@@ -177,13 +177,17 @@ def test_whole_spark_worker_killed_mid_stream(
     producer_thread(cluster_settings)
     streaming_job()
     expected = drop(cluster_settings, tmp_path, 400_000, 4, seed=16)
-    wait_for(lambda: len(_executors()) == 2 and rows_in(url) > 0, 180, "rows on two executors")
+    wait_for(
+        lambda: len(_executors(services_root)) == 2 and rows_in(url) > 0,
+        180,
+        "rows on two executors",
+    )
     worker = procs.read_pid(run, "spark-worker-1")
     assert worker is not None
     try:
         os.kill(worker, signal.SIGKILL)  # the worker JVM only: its executor must follow
         wait_for(lambda: not procs.alive(worker), 10, "the killed worker to exit")
-        wait_for(lambda: len(_executors()) == 1, 60, "its executor to die with it")
+        wait_for(lambda: len(_executors(services_root)) == 1, 60, "its executor to die with it")
         assert rows_in(url) < expected  # batches were still to come
         wait_for(lambda: rows_in(url) >= expected, 300, "all rows on the one worker left")
         wait_for(lambda: _all_committed(db), 60, "every file committed")
@@ -245,12 +249,17 @@ def executor_logs(cluster: SparkCluster, since: float) -> str:
     return "".join(p.read_text(errors="replace") for p in logs)
 
 
-def _executors() -> list[int]:
-    return [
-        p.pid
-        for p in psutil.process_iter(["cmdline"])
-        if "CoarseGrainedExecutorBackend" in " ".join(p.info["cmdline"] or [])
-    ]
+def _executors(root: Path) -> list[int]:
+    """This test cluster's executors: each runs in its worker's work dir under `root`, so
+    another stack's executors on the machine are not counted (a bench left running had
+    made four)."""
+    found = []
+    for p in psutil.process_iter(["cmdline", "cwd"]):
+        cwd = p.info["cwd"]
+        if "CoarseGrainedExecutorBackend" in " ".join(p.info["cmdline"] or []) and cwd:
+            if Path(cwd).is_relative_to(root):
+                found.append(p.pid)
+    return found
 
 
 def _all_committed(db: Any) -> bool:
