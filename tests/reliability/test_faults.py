@@ -95,7 +95,7 @@ def test_executor_killed_mid_stream(
     streaming_job()
     expected = drop(cluster_settings, tmp_path, 200_000, 2, seed=12)
     wait_for(lambda: rows_in(url) > 0, 180, "first rows")
-    executors = wait_for(_executors, 30, "an executor JVM")
+    executors = wait_for(lambda: _executors(spark_cluster.root), 30, "an executor JVM")
     os.kill(executors[0], signal.SIGKILL)
     wait_for(lambda: rows_in(url) >= expected, 240, "all rows after the executor died")
     wait_for(lambda: spark_cluster.alive_workers() == 2, 30, "both workers alive")
@@ -178,7 +178,7 @@ def test_whole_spark_worker_killed_mid_stream(
     streaming_job()
     expected = drop(cluster_settings, tmp_path, 400_000, 4, seed=16)
     wait_for(
-        lambda: len(_executors(services_root)) == 2 and rows_in(url) > 0,
+        lambda: len(_executors(spark_cluster.root)) == 2 and rows_in(url) > 0,
         180,
         "rows on two executors",
     )
@@ -187,7 +187,9 @@ def test_whole_spark_worker_killed_mid_stream(
     try:
         os.kill(worker, signal.SIGKILL)  # the worker JVM only: its executor must follow
         wait_for(lambda: not procs.alive(worker), 10, "the killed worker to exit")
-        wait_for(lambda: len(_executors(services_root)) == 1, 60, "its executor to die with it")
+        wait_for(
+            lambda: len(_executors(spark_cluster.root)) == 1, 60, "its executor to die with it"
+        )
         assert rows_in(url) < expected  # batches were still to come
         wait_for(lambda: rows_in(url) >= expected, 300, "all rows on the one worker left")
         wait_for(lambda: _all_committed(db), 60, "every file committed")
