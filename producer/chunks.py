@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from producer.reader import MAX_LINE_BYTES, Line, split_fields
+from producer.reader import MAX_LINE_BYTES, split_fields
 from producer.validate import CONTROL_RE, HEADER, POINT_RE, parse_row
 from tripstream.errors import RowError
 from tripstream.records import ARROW_TYPES, COLUMNS, Row
@@ -26,6 +26,7 @@ from tripstream.records import ARROW_TYPES, COLUMNS, Row
 _POINT_RE = "(?i)" + POINT_RE  # RE2 spelling of re.IGNORECASE
 _TS_FORMAT = "%Y-%m-%d %H:%M:%S"
 _TS_SHAPE = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"
+Line = tuple[int, bytes]  # (line number, the line's bytes)
 _MIN_TS, _MAX_TS = -2208988800, 4133980799  # 1900-01-01 .. 2100-12-31 23:59:59 UTC
 
 
@@ -63,11 +64,11 @@ def _points(col: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
     return lon, lat, pc.fill_null(ok, False)
 
 
-def _parse(blob: bytes) -> pa.Table | None:
-    """The five columns of quote-free CSV lines as text; None if a line is not 5 fields of
-    UTF-8 (such lines take the per-row path, which names the fault)."""
+def _parse(blob: bytes, lines: int) -> pa.Table | None:
+    """The five columns of `lines` quote-free CSV lines as text; None unless every line is
+    5 fields of UTF-8 (such lines take the per-row path, which names the fault)."""
     try:
-        return pacsv.read_csv(
+        table = pacsv.read_csv(
             io.BytesIO(blob),
             read_options=pacsv.ReadOptions(column_names=list(HEADER), use_threads=False),
             parse_options=pacsv.ParseOptions(quote_char=False, ignore_empty_lines=False),
@@ -77,6 +78,7 @@ def _parse(blob: bytes) -> pa.Table | None:
         )
     except pa.ArrowInvalid:
         return None
+    return table if table.num_rows == lines else None
 
 
 def _validate(table: pa.Table, line_no: pa.Array, max_len: int) -> tuple[pa.Table, pa.Array]:
@@ -122,8 +124,8 @@ def _plain_block(first_line: int, blob: bytes, max_len: int) -> tuple[pa.Table, 
     if b'"' in blob or b"\n\n" in blob or b"\n\r\n" in blob or blob[:1] in (b"\n", b"\r"):
         return None
     n = blob.count(b"\n") + (not blob.endswith(b"\n"))
-    table = _parse(blob)
-    if table is None or table.num_rows != n:
+    table = _parse(blob, n)
+    if table is None:
         return None
     line_no = pa.array(range(first_line, first_line + n), pa.int32())
     good, ok = _validate(table, line_no, max_len)
@@ -148,8 +150,9 @@ def _fast(lines: list[Line], max_len: int) -> tuple[pa.Table, list[Line]]:
             rest.append(item)
     if not simple:
         return _empty(), rest
-    table = _parse(b"".join(raw if raw.endswith(b"\n") else raw + b"\n" for _, raw in simple))
-    if table is None or table.num_rows != len(simple):
+    blob = b"".join(raw if raw.endswith(b"\n") else raw + b"\n" for _, raw in simple)
+    table = _parse(blob, len(simple))
+    if table is None:
         return _empty(), lines
     good, ok = _validate(table, pa.array([n for n, _ in simple], pa.int32()), max_len)
     ok_list = ok.to_pylist()

@@ -25,8 +25,6 @@ MAX_LINE_BYTES = 64 * 1024
 _READ_BLOCK = 1 << 20
 NEWLINE = ord("\n")
 
-Line = tuple[int, bytes]
-
 
 def file_digest(path: Path) -> str:
     """SHA-256 of the file's bytes: the file's identity, whatever its name."""
