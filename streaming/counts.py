@@ -6,6 +6,8 @@ Keys match the SQL recount in sql/checks/recount.sql exactly (same double arithm
 - similar:           floor(lon*100), floor(lat*100) of origin and destination and the hour
                      of day, packed into one int64 as sql/schema/003_counts.sql's similar_key
 - area_week:         floor(origin lon*1000), floor(origin lat*1000), ISO week start (epoch day)
+- area_week_coarse:  the same per floor(fine cell / 10), the 0.01-degree cell made of exactly
+                     10 x 10 fine cells (not floor(lon*100): that can round the other way)
 - region_datasource: region, datasource -> trips, latest trip (epoch seconds)
 """
 
@@ -75,6 +77,18 @@ def aggregates(rows: pa.Table) -> dict[str, pa.Table]:
         out = t.group_by(keys, use_threads=False).aggregate([("ts", "count")])
         return out.rename_columns([*keys, "trips"])
 
+    area_week = count(["fcx", "fcy", "week_start"])
+    coarse = pa.table(
+        {
+            "ccx": pc.cast(_floor_div(area_week.column("fcx"), 10.0), pa.int32()),
+            "ccy": pc.cast(_floor_div(area_week.column("fcy"), 10.0), pa.int32()),
+            "week_start": area_week.column("week_start"),
+            "trips": area_week.column("trips"),
+        }
+    )
+    area_week_coarse = coarse.group_by(["ccx", "ccy", "week_start"], use_threads=False).aggregate(
+        [("trips", "sum")]
+    )
     latest = t.group_by(["region", "datasource"], use_threads=False).aggregate(
         [("ts", "count"), ("ts", "max")]
     )
@@ -82,6 +96,7 @@ def aggregates(rows: pa.Table) -> dict[str, pa.Table]:
         "region_hour": count(["region", "hour_start"]),
         "datasource_day": count(["datasource", "day"]),
         "similar": count(["similar_key"]),
-        "area_week": count(["fcx", "fcy", "week_start"]),
+        "area_week": area_week,
+        "area_week_coarse": area_week_coarse.rename_columns(["ccx", "ccy", "week_start", "trips"]),
         "region_datasource": latest.rename_columns(["region", "datasource", "trips", "latest"]),
     }

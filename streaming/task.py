@@ -68,6 +68,7 @@ COUNT_COLUMNS = {
     "datasource_day": ("datasource", "day", "trips"),
     "similar": ("similar_key", "trips"),
     "area_week": ("fcx", "fcy", "week_start", "trips"),
+    "area_week_coarse": ("ccx", "ccy", "week_start", "trips"),
     "region_datasource": ("region", "datasource", "trips", "latest"),
 }
 

@@ -39,6 +39,7 @@ TABLES = (
     "datasource_day_counts",
     "similar_trip_counts",
     "area_week_counts",
+    "area_week_coarse_counts",
     "region_datasource_counts",
 )
 

@@ -15,6 +15,10 @@ WITH expected_region_hour AS (
     SELECT floor(origin_lon * 1000)::int AS cx, floor(origin_lat * 1000)::int AS cy,
            date_trunc('week', date_time)::date AS week_start, count(*) AS trips
     FROM public.trip_data GROUP BY 1, 2, 3
+), expected_area_week_coarse AS (
+    SELECT floor(cx / 10.0)::int AS cx, floor(cy / 10.0)::int AS cy, week_start,
+           sum(trips)::bigint AS trips
+    FROM expected_area_week GROUP BY 1, 2, 3
 ), expected_region_datasource AS (
     SELECT region, datasource, count(*) AS trips, max(date_time) AS latest_at
     FROM public.trip_data GROUP BY 1, 2
@@ -34,6 +38,10 @@ UNION ALL
 SELECT 'area_week_counts', count(*) FROM (
     (SELECT * FROM expected_area_week EXCEPT SELECT * FROM area_week_counts)
     UNION ALL (SELECT * FROM area_week_counts EXCEPT SELECT * FROM expected_area_week)) d
+UNION ALL
+SELECT 'area_week_coarse_counts', count(*) FROM (
+    (SELECT * FROM expected_area_week_coarse EXCEPT SELECT * FROM area_week_coarse_counts)
+    UNION ALL (SELECT * FROM area_week_coarse_counts EXCEPT SELECT * FROM expected_area_week_coarse)) d
 UNION ALL
 SELECT 'region_datasource_counts', count(*) FROM (
     (SELECT * FROM expected_region_datasource EXCEPT SELECT * FROM region_datasource_counts)

@@ -15,6 +15,12 @@ INSERT INTO area_week_counts (cx, cy, week_start, trips)
 SELECT fcx, fcy, DATE '1970-01-01' + week_start, trips FROM tmp_area_week ORDER BY 1, 2, 3
 ON CONFLICT (cx, cy, week_start) DO UPDATE SET trips = area_week_counts.trips + EXCLUDED.trips;
 
+INSERT INTO area_week_coarse_counts (cx, cy, week_start, trips)
+SELECT ccx, ccy, DATE '1970-01-01' + week_start, trips FROM tmp_area_week_coarse
+ORDER BY 1, 2, 3
+ON CONFLICT (cx, cy, week_start)
+DO UPDATE SET trips = area_week_coarse_counts.trips + EXCLUDED.trips;
+
 INSERT INTO region_hour_counts (region, window_start, trips)
 SELECT region, to_timestamp(hour_start) AT TIME ZONE 'UTC', trips FROM tmp_region_hour ORDER BY 1, 2
 ON CONFLICT (region, window_start) DO UPDATE SET trips = region_hour_counts.trips + EXCLUDED.trips;

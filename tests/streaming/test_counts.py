@@ -52,6 +52,8 @@ def test_keys_windows_and_cells() -> None:
     assert weeks == {(dt.date(2018, 5, 28) - dt.date(1970, 1, 1)).days}
     cells = {(r["fcx"], r["fcy"]) for r in counts["area_week"].to_pylist()}
     assert cells == {(14499, 50000), (14495, 50009), (-1, -1)}
+    coarse = {(r["ccx"], r["ccy"]): r["trips"] for r in counts["area_week_coarse"].to_pylist()}
+    assert coarse == {(1449, 5000): 2, (-1, -1): 1}  # fine // 10, floored below zero
     latest = {
         (r["region"], r["datasource"]): (r["trips"], r["latest"])
         for r in counts["region_datasource"].to_pylist()

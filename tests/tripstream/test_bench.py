@@ -45,6 +45,7 @@ def test_bench_smoke_produces_an_exact_report(
             "datasource_day_counts",
             "similar_trip_counts",
             "area_week_counts",
+            "area_week_coarse_counts",
             "region_datasource_counts",
             "duplicate (file_id, line_no)",
         ],

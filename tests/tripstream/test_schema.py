@@ -29,6 +29,17 @@ INSERT INTO similar_trip_counts VALUES
     (1449, 5000, 700, 4500, 9, 12, 12), (-18000, -9000, 18000, 9000, 23, 1, NULL),
     (-1, -1, 0, 0, 0, 3, NULL);
 """
+# area_week_counts before area_week_coarse_counts: fine cells either side of zero.
+FINE_ONLY = """
+CREATE TABLE area_week_counts (
+    cx integer NOT NULL, cy integer NOT NULL, week_start date NOT NULL, trips bigint NOT NULL,
+    PRIMARY KEY (cx, cy, week_start)
+);
+INSERT INTO area_week_counts VALUES
+    (14499, 50000, '2018-05-28', 2), (14490, 50009, '2018-05-28', 3),
+    (14500, 50000, '2018-05-28', 4), (14499, 50000, '2018-06-04', 5),
+    (-1, -10, '2018-05-28', 6), (-10, -1, '2018-05-28', 7), (0, 0, '2018-05-28', 8);
+"""
 
 
 @pytest.fixture
@@ -40,7 +51,7 @@ def old_database(postgres: EmbeddedPostgres) -> Iterator[str]:
         cur.execute("CREATE DATABASE tripstream_old")
     url = database_url(postgres.url, "tripstream_old")
     with closing(psycopg2.connect(url)) as conn, conn, conn.cursor() as cur:
-        cur.execute(FIVE_COLUMNS)
+        cur.execute(FIVE_COLUMNS + FINE_ONLY)
     yield url
     with admin.cursor() as cur:
         cur.execute("DROP DATABASE tripstream_old")
@@ -79,3 +90,20 @@ def test_five_key_columns_become_the_packed_key(old_database: str, db: Any) -> N
     assert columns == ["similar_key", "trips", "top_trips"]
     assert indexes == {"similar_trip_counts_pkey", "similar_trip_counts_top"}
     assert converted == constraints(db)  # named as in a database made with the packed key
+
+
+def test_fine_area_counts_fill_the_new_coarse_table_once(old_database: str) -> None:
+    apply_schema(old_database)
+    with closing(psycopg2.connect(old_database)) as conn, conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO area_week_counts VALUES (1, 1, '2018-05-28', 1)")
+    apply_schema(old_database)  # filled only while it is empty: the row above is not added
+    with closing(psycopg2.connect(old_database)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT cx, cy, week_start::text, trips FROM area_week_coarse_counts")
+        coarse = sorted(cur.fetchall())
+    assert coarse == [
+        (-1, -1, "2018-05-28", 13),  # fine -1 and -10 are coarse -1: floor, not truncation
+        (0, 0, "2018-05-28", 8),
+        (1449, 5000, "2018-05-28", 5),
+        (1449, 5000, "2018-06-04", 5),
+        (1450, 5000, "2018-05-28", 4),
+    ]
