@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import random
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,50 @@ def test_bbox_cutting_through_cells_is_exact(sample_loaded: Settings, db: Any) -
         expected = db.fetchone()[0]
         columns, rows = ask(sample_loaded, "weekly-average", "--bbox", box)
         assert rows[0][columns.index("trips")] == expected, box
+
+
+def test_bbox_from_coarse_fine_and_boundary_cells_is_exact(
+    settings: Settings, db: Any, tmp_path: Path
+) -> None:
+    """Boxes on whole 0.01-degree cells, inside one, across zero and at random, on 3,000
+    origins around (0, 0) over three weeks: every answer equals a count of the rows."""
+    rng = random.Random(11)  # noqa: S311 (test data)
+    path = tmp_path / "around_zero.csv"
+    with path.open("w") as f:
+        f.write("region,origin_coord,destination_coord,datetime,datasource\n")
+        for i in range(3000):
+            lon, lat = round(rng.uniform(-0.05, 0.05), 4), round(rng.uniform(-0.03, 0.03), 4)
+            day = dt.date(2018, 5, 28) + dt.timedelta(days=i % 21)
+            f.write(f"Z,POINT ({lon} {lat}),POINT (1 1),{day} 08:00:00,s\n")
+    load_through_writer(settings.database.url, [path])
+    boxes = [
+        (-0.03, -0.02, 0.03, 0.02),  # on coarse edges: all coarse cells, no fine, boundary
+        (-0.0299, -0.0199, 0.0301, 0.0201),  # the same shifted: fine strips on every side
+        (0.001, 0.001, 0.009, 0.009),  # inside one coarse cell: no coarse block
+        (-0.05, -0.03, 0.05, 0.03),  # everything
+        (0.0123, -0.0311, 0.0124, 0.05),  # thinner than a fine cell
+    ]
+    for _ in range(20):
+        x0, x1 = sorted(round(rng.uniform(-0.06, 0.06), 4) for _ in range(2))
+        y0, y1 = sorted(round(rng.uniform(-0.04, 0.04), 4) for _ in range(2))
+        boxes.append((x0, y0, x1, y1))
+
+    def trips(box: tuple[float, float, float, float]) -> int:
+        columns, rows = ask(settings, "weekly-average", "--bbox=" + ",".join(map(str, box)))
+        return int(rows[0][columns.index("trips")])  # "--bbox=": "-0.03" is not a flag
+
+    expected = []
+    for min_lon, min_lat, max_lon, max_lat in boxes:
+        db.execute(
+            "SELECT count(*) FROM trip_data WHERE origin_lon BETWEEN %s AND %s AND "
+            "origin_lat BETWEEN %s AND %s",
+            (min_lon, max_lon, min_lat, max_lat),
+        )
+        expected.append(db.fetchone()[0])
+    assert [trips(box) for box in boxes] == expected
+    # The box on coarse edges reads no fine count: with them all zero its answer holds.
+    db.execute("UPDATE area_week_counts SET trips = 0")
+    assert trips(boxes[0]) == expected[0] and trips(boxes[1]) < expected[1]
 
 
 def test_similar_groups_largest_first(sample_loaded: Settings) -> None:
