@@ -4,7 +4,7 @@
 --   fine:     the other 0.001-degree cells fully inside the box, from area_week_counts, in
 --             four strips around the coarse block (or the whole inside when it has none);
 --   boundary: rows in the cells the edges cut, checked one by one, read index-only from
---             trip_data_origin_fine_cell in four strips (left, right, bottom, top).
+--             trip_data_origin_fine_cell in four strips around the inside.
 -- A coarse cell k is exactly the fine cells 10k .. 10k + 9 (streaming/counts.py).
 WITH g AS (
     SELECT ceil(%(min_lon)s * 1000)::int      AS ix_lo, floor(%(max_lon)s * 1000)::int - 1 AS ix_hi,
@@ -24,17 +24,18 @@ c AS (  -- the coarse block in fine cells; an empty block sits where it leaves a
            CASE WHEN full_block THEN ky_hi * 10 + 9 ELSE iy_hi END AS cy1
     FROM g, k, LATERAL (SELECT kx_lo <= kx_hi AND ky_lo <= ky_hi AS full_block) b
 ),
-fine_strips AS (  -- inside cells around the coarse block, disjoint from it and each other
-    SELECT ix_lo AS x0, least(cx0 - 1, ix_hi) AS x1, iy_lo AS y0, iy_hi AS y1 FROM g, c
-    UNION ALL SELECT greatest(cx1 + 1, cx0, ix_lo), ix_hi, iy_lo, iy_hi FROM g, c
-    UNION ALL SELECT cx0, cx1, iy_lo, least(cy0 - 1, iy_hi) FROM g, c
-    UNION ALL SELECT cx0, cx1, greatest(cy1 + 1, cy0, iy_lo), iy_hi FROM g, c
+rings AS (  -- an outer cell range less an inner one: the inside around the coarse block,
+             -- and the boundary around the inside
+    SELECT 'fine' AS part, ix_lo AS ox0, ix_hi AS ox1, iy_lo AS oy0, iy_hi AS oy1,
+           cx0 AS ix0, cx1 AS ix1, cy0 AS iy0, cy1 AS iy1 FROM g, c
+    UNION ALL SELECT 'boundary', bx_lo, bx_hi, by_lo, by_hi, ix_lo, ix_hi, iy_lo, iy_hi FROM g
 ),
-strips AS (  -- cell ranges of the boundary, disjoint from each other and from the inside
-    SELECT bx_lo AS x0, least(ix_lo - 1, bx_hi) AS x1, by_lo AS y0, by_hi AS y1 FROM g
-    UNION ALL SELECT greatest(ix_hi + 1, ix_lo, bx_lo), bx_hi, by_lo, by_hi FROM g
-    UNION ALL SELECT ix_lo, ix_hi, by_lo, least(iy_lo - 1, by_hi) FROM g
-    UNION ALL SELECT ix_lo, ix_hi, greatest(iy_hi + 1, iy_lo, by_lo), by_hi FROM g
+strips AS (  -- each ring in four strips (left, right, bottom, top), disjoint from each other
+             -- and from its inner range
+    SELECT part, ox0 AS x0, least(ix0 - 1, ox1) AS x1, oy0 AS y0, oy1 AS y1 FROM rings
+    UNION ALL SELECT part, greatest(ix1 + 1, ix0, ox0), ox1, oy0, oy1 FROM rings
+    UNION ALL SELECT part, ix0, ix1, oy0, least(iy0 - 1, oy1) FROM rings
+    UNION ALL SELECT part, ix0, ix1, greatest(iy1 + 1, iy0, oy0), oy1 FROM rings
 ),
 coarse AS (
     SELECT coalesce(sum(a.trips), 0) AS trips
@@ -44,13 +45,13 @@ coarse AS (
 ),
 fine AS (
     SELECT coalesce(sum(hit.trips), 0) AS trips
-    FROM fine_strips s
+    FROM strips s
     CROSS JOIN LATERAL (
         SELECT a.trips FROM area_week_counts a
         WHERE a.cx BETWEEN s.x0 AND s.x1 AND a.cy BETWEEN s.y0 AND s.y1
           AND a.week_start BETWEEN %(first_week)s::date AND %(last_week)s::date
     ) hit
-    WHERE s.x0 <= s.x1 AND s.y0 <= s.y1
+    WHERE s.part = 'fine' AND s.x0 <= s.x1 AND s.y0 <= s.y1
 ),
 boundary AS (
     SELECT count(*) AS trips
@@ -64,7 +65,7 @@ boundary AS (
           AND t.date_time >= %(first_week)s::date
           AND t.date_time < %(last_week)s::date + 7
     ) hit
-    WHERE s.x0 <= s.x1 AND s.y0 <= s.y1
+    WHERE s.part = 'boundary' AND s.x0 <= s.x1 AND s.y0 <= s.y1
 ),
 total AS (SELECT coarse.trips + fine.trips + boundary.trips AS trips FROM coarse, fine, boundary)
 SELECT format('%%s,%%s,%%s,%%s', %(min_lon)s, %(min_lat)s, %(max_lon)s, %(max_lat)s) AS bbox,
