@@ -66,6 +66,18 @@ def test_weekly_average_for_a_region_on_the_sample(sample_loaded: Settings) -> N
     assert rows[0][3] == 1  # one week
 
 
+def rows_in_box(db: Any, box: tuple[float, ...]) -> int:
+    """The trips whose origin lies in (min_lon, min_lat, max_lon, max_lat), edges included,
+    counted row by row."""
+    min_lon, min_lat, max_lon, max_lat = box
+    db.execute(
+        "SELECT count(*) FROM trip_data WHERE origin_lon BETWEEN %s AND %s AND "
+        "origin_lat BETWEEN %s AND %s",
+        (min_lon, max_lon, min_lat, max_lat),
+    )
+    return int(db.fetchone()[0])
+
+
 def test_bbox_cutting_through_cells_is_exact(sample_loaded: Settings, db: Any) -> None:
     # edges at 3+ decimals cut through the 0.001-degree cells
     for box in (
@@ -74,13 +86,7 @@ def test_bbox_cutting_through_cells_is_exact(sample_loaded: Settings, db: Any) -
         "0,0,1,1",
         "14.43109483523328,50.04052930943246,14.5,50.1",
     ):
-        min_lon, min_lat, max_lon, max_lat = (float(v) for v in box.split(","))
-        db.execute(
-            "SELECT count(*) FROM trip_data WHERE origin_lon BETWEEN %s AND %s AND "
-            "origin_lat BETWEEN %s AND %s",
-            (min_lon, max_lon, min_lat, max_lat),
-        )
-        expected = db.fetchone()[0]
+        expected = rows_in_box(db, tuple(float(v) for v in box.split(",")))
         columns, rows = ask(sample_loaded, "weekly-average", "--bbox", box)
         assert rows[0][columns.index("trips")] == expected, box
 
@@ -115,14 +121,7 @@ def test_bbox_from_coarse_fine_and_boundary_cells_is_exact(
         columns, rows = ask(settings, "weekly-average", "--bbox=" + ",".join(map(str, box)))
         return int(rows[0][columns.index("trips")])  # "--bbox=": "-0.03" is not a flag
 
-    expected = []
-    for min_lon, min_lat, max_lon, max_lat in boxes:
-        db.execute(
-            "SELECT count(*) FROM trip_data WHERE origin_lon BETWEEN %s AND %s AND "
-            "origin_lat BETWEEN %s AND %s",
-            (min_lon, max_lon, min_lat, max_lat),
-        )
-        expected.append(db.fetchone()[0])
+    expected = [rows_in_box(db, box) for box in boxes]
     assert [trips(box) for box in boxes] == expected
     # The box on coarse edges reads no fine count: with them all zero its answer holds.
     db.execute("UPDATE area_week_counts SET trips = 0")
