@@ -86,8 +86,10 @@ def aggregates(rows: pa.Table) -> dict[str, pa.Table]:
             "trips": area_week.column("trips"),
         }
     )
-    area_week_coarse = coarse.group_by(["ccx", "ccy", "week_start"], use_threads=False).aggregate(
-        [("trips", "sum")]
+    area_week_coarse = (
+        coarse.group_by(["ccx", "ccy", "week_start"], use_threads=False)
+        .aggregate([("trips", "sum")])
+        .rename_columns(["ccx", "ccy", "week_start", "trips"])
     )
     latest = t.group_by(["region", "datasource"], use_threads=False).aggregate(
         [("ts", "count"), ("ts", "max")]
@@ -97,6 +99,6 @@ def aggregates(rows: pa.Table) -> dict[str, pa.Table]:
         "datasource_day": count(["datasource", "day"]),
         "similar": count(["similar_key"]),
         "area_week": area_week,
-        "area_week_coarse": area_week_coarse.rename_columns(["ccx", "ccy", "week_start", "trips"]),
+        "area_week_coarse": area_week_coarse,
         "region_datasource": latest.rename_columns(["region", "datasource", "trips", "latest"]),
     }
