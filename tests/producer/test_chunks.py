@@ -51,7 +51,7 @@ def test_good_and_bad_lines_split_exactly() -> None:
 
 
 def test_a_plain_block_keeps_line_numbers_and_names_each_bad_line() -> None:
-    """Blocks without quotes or blank lines are validated as read: the lines it refuses
+    """Blocks without quotes are validated as read: the lines it refuses
     still reach the per-row validator with their own numbers."""
     bad = b"Turin,POINT (7.67 44.99),POINT (7.72 45.06),2018-02-30 02:54:04,baba_car\n"
     long = (
@@ -67,10 +67,13 @@ def test_a_plain_block_keeps_line_numbers_and_names_each_bad_line() -> None:
     assert chunk.raw_errors[0] == bad
 
 
-def test_blank_lines_and_quotes_take_the_line_by_line_path() -> None:
+def test_blank_lines_are_skipped_and_quotes_take_the_line_by_line_path() -> None:
     quoted = b'"Turin, IT",POINT (7.67 44.99),POINT (7.72 45.06),2018-05-21 02:54:04,x\n'
+    crlf = GOOD.replace(b"\n", b"\r\n")
     for text, numbers in [
         (GOOD + b"\n" + GOOD, [2, 4]),
+        (GOOD + b"\n\n" + GOOD + b"\n", [2, 5]),
+        (crlf + b"\r\n" + crlf + b"\r\n", [2, 4]),
         (b"\r\n" + GOOD + b"   \n" + GOOD, [3, 5]),
         (GOOD + quoted, [2, 3]),
     ]:
