@@ -648,6 +648,9 @@ def run_bench(settings: Settings, args: argparse.Namespace, *, start_stack: bool
             data,
             work / "floor",
             chunk_rows=settings.producer.chunk_rows,
+            rows_per_batch=settings.producer.chunk_rows
+            * settings.streaming.max_records_per_trigger,
+            writers=settings.streaming.bulk_queries,
             decoded_hook=lambda: free_disk(settings, data),
         )
         result["floor_ratio"] = result["pipeline"]["rows_per_s"] / result["floor"]["rows_per_s"]

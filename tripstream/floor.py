@@ -6,9 +6,9 @@ rate over the floor's tells what the streaming machinery costs above Postgres's 
 It runs in a database of its own on the same server (`<dbname>_floor`, dropped after), so
 the pipeline's tables are untouched. The batches are decoded before the clock starts, into
 a Parquet file per source file (100M decoded rows do not fit in memory), and read back
-batch by batch (about 0.1 us a row); two threads commit them in parallel, as the two bulk
-queries do. Each trip_data partition the writers are done with is dropped, so the floor
-needs no second copy of trip_data on disk.
+batch by batch (about 0.1 us a row). One thread per bulk query commits them in parallel, in
+batches of a bulk query's size. Each trip_data partition the writers are done with is
+dropped, so the floor needs no second copy of trip_data on disk.
 """
 
 from __future__ import annotations
@@ -156,9 +156,10 @@ def measure_floor(
     *,
     chunk_rows: int = 5000,
     rows_per_batch: int = 100_000,
+    writers: int = 2,
     decoded_hook: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """Rows/s of the writer's SQL alone on these files (two writers in parallel)."""
+    """Rows/s of the writer's SQL alone on these files (`writers` in parallel)."""
     work.mkdir(parents=True, exist_ok=True)
     decoded = predecode(files, work, chunk_rows, rows_per_batch)
     if decoded_hook is not None:
@@ -203,7 +204,7 @@ def measure_floor(
                 conn.close()
 
         started = time.monotonic()
-        threads = [threading.Thread(target=writer, args=(n,)) for n in range(2)]
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(writers)]
         for t in threads:
             t.start()
         for t in threads:
