@@ -6,6 +6,8 @@ STAMP  := $(VENV)/.installed
 TS     := $(BIN)/tripstream
 ROWS   ?= 2000000
 FILES  ?= 20
+CHROMIUM := /usr/bin/chromium
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
 .PHONY: help install run up down status test test-fast lint format bench bench-smoke clean \
@@ -34,8 +36,14 @@ down: $(STAMP) ## stop everything `make run` started (state is kept)
 status: $(STAMP) ## per-file ingestion status (tripstream status --follow to stream it)
 	$(TS) status
 
-test: $(STAMP) ## unit + integration tests against real services on free ports
+test: $(STAMP) $(CHROMIUM) ## unit + integration tests against real services on free ports
 	$(BIN)/pytest -q
+
+# The dashboard test drives Debian's Chromium (a browser tool's own download fails here).
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "the dashboard test needs Chromium at $(CHROMIUM): install it (Debian: apt-get install chromium)"; exit 1; }
+	@echo "installing Debian's chromium for the dashboard test"
+	@$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null || { echo "could not install chromium: run apt-get install chromium as root, then make test"; exit 1; }
 
 test-fast: $(STAMP) ## unit tests only
 	$(BIN)/pytest -q -m "not integration"
