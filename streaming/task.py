@@ -132,20 +132,50 @@ def worker_connection(url: str) -> psycopg2.extensions.connection:
 
 
 # -- the rows of a task ------------------------------------------------------------------
+class _Chunks(io.RawIOBase):
+    """A read-only file over an iterator of byte strings, for copy_expert."""
+
+    def __init__(self, pieces: Iterator[bytes]) -> None:
+        self._pieces, self._left = pieces, b""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._left:  # an encoder may hand back b"" and keep the rows for later
+            piece = next(self._pieces, None)
+            if piece is None:
+                return b""
+            self._left = piece
+        if size < 0:
+            size = len(self._left)
+        piece, self._left = self._left[:size], self._left[size:]
+        return piece
+
+
+COPY_ENCODE_ROWS = 16_384  # rows encoded at a time: the COPY never holds a batch's bytes
+
+
 def _copy(
     cur: psycopg2.extensions.cursor, table: pa.Table, target: str, columns: tuple[str, ...]
 ) -> None:
     """COPY in PostgreSQL's binary format (pgpq): no number or timestamp is printed as text
-    and parsed back. Arrow types must match the target columns (int32 = integer, ...)."""
+    and parsed back. Arrow types must match the target columns (int32 = integer, ...).
+    The rows are encoded a slice at a time as Postgres reads them."""
     selected = table.select(list(columns))
     encoder = pgpq.ArrowToPostgresBinaryEncoder(selected.schema)
-    buf = io.BytesIO()
-    buf.write(encoder.write_header())
-    for batch in selected.to_batches():
-        buf.write(encoder.write_batch(batch))
-    buf.write(encoder.finish())
-    buf.seek(0)
-    cur.copy_expert(f"COPY {target} ({', '.join(columns)}) FROM STDIN WITH (FORMAT binary)", buf)
+
+    def pieces() -> Iterator[bytes]:
+        yield encoder.write_header()
+        for batch in selected.to_batches(max_chunksize=COPY_ENCODE_ROWS):
+            yield encoder.write_batch(batch)
+        yield encoder.finish()
+
+    cur.copy_expert(
+        f"COPY {target} ({', '.join(columns)}) FROM STDIN WITH (FORMAT binary)",
+        _Chunks(pieces()),
+        size=1 << 20,
+    )
 
 
 def in_cell_order(rows: pa.Table) -> pa.Table:
@@ -223,7 +253,9 @@ def _claim_and_write(
         page_size=10000,
     )
     keep = [chosen[(int(f), int(line))][0] for f, line in claimed]
-    rows = table.filter(pc.is_in(table.column("record_key"), pa.array(keep, pa.int64())))
+    rows = table
+    if len(keep) < pc.count_distinct(table.column("record_key")).as_py():
+        rows = table.filter(pc.is_in(table.column("record_key"), pa.array(keep, pa.int64())))
     result.rows_new = rows.num_rows
     if not rows.num_rows:
         return
@@ -275,6 +307,7 @@ def write_task(
     if not received or not sum(b.num_rows for b in received):
         return
     table = decode_records(pa.Table.from_batches(received))
+    del received  # the payloads; the decoded rows are all the task needs from here
     decoded = time.monotonic()
     faults = {name: os.environ.get(name) == str(batch_id) for name in FAULT_ENVS}
     context = TaskContext.get()
