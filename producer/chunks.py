@@ -3,10 +3,9 @@
 The fast path validates a whole block with pyarrow compute (the same rules as
 producer.validate, expressed as regex/range/strptime kernels). A block of plain lines (no
 quote: nearly every block) is parsed at once, as it was read; a block with quotes is
-split into lines first. Any line the fast path does not
-accept goes through the per-row Python validator, which either accepts it (e.g. an ISO
-datetime with an offset) or names the exact reason. So the fast path never decides an
-error alone.
+split into lines first. Any line the fast path does not accept goes through the per-row
+Python validator, which either accepts it (e.g. an ISO datetime with an offset) or names
+the exact reason. So the fast path never decides an error alone.
 """
 
 from __future__ import annotations

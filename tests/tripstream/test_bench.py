@@ -80,11 +80,11 @@ def test_floor_drops_the_trip_data_partitions_its_writers_are_done_with(
     postgres: Any, tmp_path: Path
 ) -> None:
     # 6000 rows in 40-row batches: batch ids 0-149, trip_data partitions of 50 batch ids.
-    # When batch 100 starts, no writer can touch partition 0-49 again: it goes, and the
-    # floor needs no second copy of trip_data on the disk (100M rows: 22 GB).
+    # When batch 100 starts, none of the three writers can touch partition 0-49 again: it
+    # goes, and the floor needs no second copy of trip_data on the disk (100M rows: 22 GB).
     files = generate_files(tmp_path / "data", rows=6000, files=2, seed=3)
     result = measure_floor(
-        postgres.url, files, tmp_path / "floor", chunk_rows=20, rows_per_batch=40
+        postgres.url, files, tmp_path / "floor", chunk_rows=20, rows_per_batch=40, writers=3
     )
     assert result["rows"] == 6000
     assert result["partitions_dropped"] == 1
