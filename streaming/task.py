@@ -204,8 +204,9 @@ def offsets_of(table: pa.Table) -> tuple[dict[str, int], dict[str, int]]:
     return start, end
 
 
-def choose_records(table: pa.Table) -> dict[tuple[int, int], tuple[int, int]]:
-    """One Kafka record per chunk (file id, first line): the lowest record key -> rows."""
+def choose_records(table: pa.Table) -> tuple[dict[tuple[int, int], tuple[int, int]], int]:
+    """One Kafka record per chunk (file id, first line): the lowest record key -> rows; and
+    how many records the rows came from (more than the chunks when a chunk came twice)."""
     per_record = (
         table.group_by(["file_id", "chunk_line", "record_key"], use_threads=False)
         .aggregate([("line_no", "count")])
@@ -216,7 +217,7 @@ def choose_records(table: pa.Table) -> dict[tuple[int, int], tuple[int, int]]:
         key = (r["file_id"], r["chunk_line"])
         if key not in chosen or r["record_key"] < chosen[key][0]:
             chosen[key] = (r["record_key"], r["line_no_count"])
-    return chosen
+    return chosen, len(per_record)
 
 
 def commit_rows(conn: psycopg2.extensions.connection, table: pa.Table, batch_id: int) -> TaskResult:
@@ -244,7 +245,7 @@ def commit_rows(conn: psycopg2.extensions.connection, table: pa.Table, batch_id:
 def _claim_and_write(
     cur: psycopg2.extensions.cursor, table: pa.Table, batch_id: int, result: TaskResult
 ) -> None:
-    chosen = choose_records(table)
+    chosen, records = choose_records(table)
     claimed = psycopg2.extras.execute_values(
         cur,
         writer_sql("claim_chunks"),
@@ -254,7 +255,7 @@ def _claim_and_write(
     )
     keep = [chosen[(int(f), int(line))][0] for f, line in claimed]
     rows = table
-    if len(keep) < pc.count_distinct(table.column("record_key")).as_py():
+    if len(keep) < records:  # a chunk claimed before, or a second copy of one
         rows = table.filter(pc.is_in(table.column("record_key"), pa.array(keep, pa.int64())))
     result.rows_new = rows.num_rows
     if not rows.num_rows:
