@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import APIResponse, Page, Route, expect, sync_playwright
 
 from tripstream.settings import Settings
 from tripstream.stack.postgres import EmbeddedPostgres
@@ -92,6 +92,29 @@ def test_a_dropped_file_appears_and_fills_its_progress_bar_without_a_reload(
     page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000
     assert dialogs == []  # no script from the data ever ran
+
+
+def test_a_change_pushed_while_the_snapshot_is_in_flight_is_not_undone_by_it(
+    page: Page, dashboard: str, db: Any
+) -> None:
+    """The page's snapshot is read before a file arrives and answered after the file's push:
+    the file stays on the page."""
+    held: list[tuple[Route, APIResponse]] = []
+    page.route("**/api/files*", lambda route: held.append((route, route.fetch())))
+    page.goto(dashboard)
+    expect(page.locator("#connection")).to_have_text("live", timeout=30_000)
+    while not held:  # the snapshot was read, from an empty table; its answer is held back
+        page.wait_for_timeout(50)
+    db.execute(
+        "INSERT INTO ingest_files (file_id, sha256, name, size_bytes, state)"
+        " VALUES (7, 'x', 'late.csv', 1, 'seen')"
+    )
+    expect(page.locator("#files td.name", has_text="late.csv")).to_have_count(1, timeout=30_000)
+    assert page.get_attribute("body", "data-db") != "up"  # the snapshot is still held
+    route, stale = held.pop()
+    route.fulfill(response=stale)
+    expect(page.locator("body")).to_have_attribute("data-db", "up", timeout=30_000)
+    expect(page.locator("#files td.name", has_text="late.csv")).to_have_count(1)
 
 
 def test_the_page_says_when_the_database_is_down_and_recovers_by_itself(

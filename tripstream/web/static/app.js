@@ -5,6 +5,7 @@
 "use strict";
 
 const files = new Map(); // file_id (text) -> file
+const inFlight = new Set(); // per snapshot in flight: the file updates pushed meanwhile
 const $ = (id) => document.getElementById(id);
 const fmt = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleString("en"));
 let answersTimer = null;
@@ -27,6 +28,13 @@ async function getJSON(path) {
 function upsertFile(f) {
   const known = files.get(f.file_id) || {};
   files.set(f.file_id, { ...known, ...f });
+}
+
+// A pushed update is also kept by every snapshot in flight: the snapshot may have been
+// read before that change, so the update is applied again on top of it, in arrival order.
+function pushedFile(f) {
+  inFlight.forEach((arrived) => arrived.push(f));
+  upsertFile(f);
 }
 
 function renderFiles() {
@@ -157,10 +165,14 @@ async function drawCells() {
 
 // -- the snapshot and the stream ----------------------------------------------------
 async function snapshot() {
+  const arrived = [];
+  inFlight.add(arrived);
   try {
     const [f, b] = await Promise.all([getJSON("/api/files"), getJSON("/api/batches")]);
     files.clear();
     f.files.forEach(upsertFile);
+    arrived.forEach(upsertFile);
+    inFlight.delete(arrived);
     renderFiles();
     batchPoints.length = 0;
     b.batches.forEach((r) => batchPoints.push({
@@ -170,6 +182,7 @@ async function snapshot() {
     setDb(true);
     await refreshAnswers();
   } catch (e) {
+    inFlight.delete(arrived);
     setDb(false, e.message);
   }
 }
@@ -189,12 +202,12 @@ function connect() {
     if (state.up) snapshot(); else setDb(false, state.error);
   });
   source.addEventListener("file", (e) => {
-    upsertFile(JSON.parse(e.data));
+    pushedFile(JSON.parse(e.data));
     renderFiles();
   });
   source.addEventListener("batch", (e) => {
     const note = JSON.parse(e.data);
-    (note.files || []).forEach(upsertFile);
+    (note.files || []).forEach(pushedFile);
     renderFiles();
     addBatch({
       at: new Date().toISOString(),
