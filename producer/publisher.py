@@ -31,7 +31,7 @@ class Publisher:
         if self.codec not in PAYLOAD_CODECS:
             raise SetupError(
                 f"unknown producer.compression {self.codec!r}. Try: "
-                "TRIPSTREAM_PRODUCER_COMPRESSION=zstd (default) or none."
+                "TRIPSTREAM_PRODUCER_COMPRESSION=lz4 (default), zstd or none."
             )
         try:
             self._producer = KafkaProducer(

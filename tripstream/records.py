@@ -1,7 +1,7 @@
 """The Kafka record format shared by the producer (encode) and the Spark source (decode).
 
 One record = one chunk of up to `chunk_rows` validated rows of one file, as an Arrow IPC
-stream of PAYLOAD_SCHEMA (format 2; its buffers zstd-compressed by default):
+stream of PAYLOAD_SCHEMA (format 2; its buffers lz4-compressed by default):
     line_no, region, origin_coord, destination_coord, datasource,
     origin_lon, origin_lat, dest_lon, dest_lat, ts
 (ts = epoch seconds of the trip's datetime taken as UTC; the writer's date_time is made
@@ -36,7 +36,7 @@ FORMAT_VERSION = b"2"
 # An IPC stream starts with the continuation marker; format 1 with a digit or a zstd frame.
 IPC_MAGIC = b"\xff\xff\xff\xff"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-PAYLOAD_CODECS = ("zstd", "none")
+PAYLOAD_CODECS = ("zstd", "lz4", "none")
 
 COLUMNS = (
     "line_no",
@@ -117,7 +117,7 @@ def record_key(partition: int, offset: int) -> int:
 
 def encode_payload(rows: pa.Table, codec: str) -> bytes:
     """The record value for a chunk's rows: an IPC stream of PAYLOAD_SCHEMA, its buffers
-    compressed with zstd or not ("none")."""
+    compressed with lz4 or zstd, or not ("none")."""
     if codec not in PAYLOAD_CODECS:
         raise ValueError(f"unknown payload codec {codec!r}: use one of {', '.join(PAYLOAD_CODECS)}")
     table = rows.select(PAYLOAD_SCHEMA.names).cast(PAYLOAD_SCHEMA)

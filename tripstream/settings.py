@@ -109,7 +109,7 @@ class ProducerSettings:
     reconcile_after_seconds: float = 60.0
     scan_interval_seconds: float = 1.0
     max_field_length: int = 100
-    compression: str = "zstd"
+    compression: str = "lz4"
     linger_ms: int = 20
     max_backlog_records: int = 100
 

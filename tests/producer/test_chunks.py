@@ -105,7 +105,7 @@ def test_impossible_calendar_dates_are_quarantined() -> None:
     assert all("not a valid date" in e.reason for e in chunk.errors)
 
 
-@pytest.mark.parametrize("codec", ["zstd", "none"])
+@pytest.mark.parametrize("codec", ["zstd", "lz4", "none"])
 def test_payload_codecs_decode_to_the_same_rows(codec: str) -> None:
     lines = [
         (n, f"R,POINT (1 {n}),POINT (3 4),2018-05-04 01:02:03,s\n".encode()) for n in range(2, 50)
@@ -140,7 +140,8 @@ def test_format_1_records_left_in_the_topic_still_decode(compress: bool) -> None
 
 
 def test_an_unknown_payload_codec_is_named() -> None:
-    with pytest.raises(ValueError, match="unknown payload codec 'snappy': use one of zstd, none"):
+    message = "unknown payload codec 'snappy': use one of zstd, lz4, none"
+    with pytest.raises(ValueError, match=message):
         encode_payload(chunks._empty(), "snappy")
 
 
