@@ -31,7 +31,8 @@ class Publisher:
         if self.codec not in PAYLOAD_CODECS:
             raise SetupError(
                 f"unknown producer.compression {self.codec!r}. Try: "
-                "TRIPSTREAM_PRODUCER_COMPRESSION=lz4 (default), zstd or none."
+                f"TRIPSTREAM_PRODUCER_COMPRESSION={ProducerSettings.compression} (default); "
+                f"the codecs are {', '.join(PAYLOAD_CODECS)}."
             )
         try:
             self._producer = KafkaProducer(

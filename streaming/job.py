@@ -63,7 +63,8 @@ def build_session(settings: Settings, app: str = "tripstream-streaming") -> Spar
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.ui.showConsoleProgress", "false")
         # No driver web UI (port 4040): nothing here reads it. The driver took 2.6-2.8 us of
-        # CPU a row without it, 2.9-3.0 with it (docs/scale.md). The master's UI stays.
+        # CPU a row without it, 2.9-3.0 with it, in runs that also switched the payloads to
+        # lz4, which the driver never decodes (docs/scale.md). The master's UI stays.
         .config("spark.ui.enabled", "false")
         .config("spark.scheduler.mode", "FAIR")
         # Spark's Kafka source pins each topic partition to one executor (a cached
