@@ -5,14 +5,17 @@ Keys match the SQL recount in sql/checks/recount.sql exactly (same double arithm
 - datasource_day:    datasource, day (days since 1970-01-01)
 - similar:           floor(lon*100), floor(lat*100) of origin and destination and the hour
                      of day, packed into one int64 as sql/schema/003_counts.sql's similar_key
-- area_week:         floor(origin lon*1000), floor(origin lat*1000), ISO week start (epoch day)
-- area_week_coarse:  the same per floor(fine cell / 10), the 0.01-degree cell made of exactly
-                     10 x 10 fine cells (not floor(lon*100): that can round the other way)
+- area_week_cells:   the origin's 0.01-degree cell (cx, cy) = floor(fine cell / 10), made of
+                     exactly 10 x 10 fine cells (floor(origin lon*1000), floor(origin lat*1000);
+                     not floor(lon*100): that can round the other way), and the ISO week start
+                     (epoch day) -> trips, and the trips of each fine cell in `fine` (100 slots,
+                     slot 10 * (fx - 10 * cx) + (fy - 10 * cy))
 - region_datasource: region, datasource -> trips, latest trip (epoch seconds)
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -48,6 +51,35 @@ def similar_key(
     return pc.add(shifted, pc.cast(hour, pa.int64()))
 
 
+FINE_PER_CELL = 10  # fine cells a side of a 0.01-degree cell
+SLOTS = FINE_PER_CELL * FINE_PER_CELL
+WEEKS, WEEK_OFFSET = 1 << 21, 1 << 20  # week numbers from -2**20 (years before 1 AD) on
+
+
+def area_week_cells(fcx: pa.Array, fcy: pa.Array, week_start: pa.Array) -> pa.Table:
+    """Trips per 0.01-degree cell and week, with the trips of each of its 100 fine cells
+    (sql/schema/003_counts.sql's area_week_cells), in (cx, cy, week_start) order."""
+    fx, fy = np.asarray(fcx, np.int64), np.asarray(fcy, np.int64)
+    cx, cy = fx // FINE_PER_CELL, fy // FINE_PER_CELL  # floor, below zero too
+    slot = (fx - cx * FINE_PER_CELL) * FINE_PER_CELL + (fy - cy * FINE_PER_CELL)
+    # (cx, cy, week) packed in key order: the cell as similar_key packs it, then the week
+    # number k (an ISO week starts on epoch day 7k - 3), offset to stay positive.
+    week = (np.asarray(week_start, np.int64) + 3) // 7 + WEEK_OFFSET
+    key = ((cx + 18000) * 18001 + (cy + 9000)) * WEEKS + week
+    keys, group = np.unique(key, return_inverse=True)
+    fine = np.bincount(group * SLOTS + slot, minlength=keys.size * SLOTS).astype(np.int32)
+    cell, week = np.divmod(keys, WEEKS)
+    return pa.table(
+        {
+            "cx": pa.array((cell // 18001 - 18000).astype(np.int32)),
+            "cy": pa.array((cell % 18001 - 9000).astype(np.int32)),
+            "week_start": pa.array(((week - WEEK_OFFSET) * 7 - 3).astype(np.int32)),
+            "trips": pa.array(fine.reshape(-1, SLOTS).sum(axis=1, dtype=np.int64)),
+            "fine": pa.FixedSizeListArray.from_arrays(pa.array(fine), SLOTS),
+        }
+    )
+
+
 def aggregates(rows: pa.Table) -> dict[str, pa.Table]:
     ts = rows.column("ts")
     hour_index = _floor_div(ts, 3600.0)
@@ -66,9 +98,6 @@ def aggregates(rows: pa.Table) -> dict[str, pa.Table]:
                 cell(rows.column("dest_lat"), COARSE_CELLS_PER_DEGREE),
                 pc.subtract(hour_index, pc.multiply(day, 24)),
             ),
-            "fcx": cell(rows.column("origin_lon"), FINE_CELLS_PER_DEGREE),
-            "fcy": cell(rows.column("origin_lat"), FINE_CELLS_PER_DEGREE),
-            "week_start": pc.cast(week_start, pa.int32()),
             "ts": ts,
         }
     )
@@ -77,20 +106,6 @@ def aggregates(rows: pa.Table) -> dict[str, pa.Table]:
         out = t.group_by(keys, use_threads=False).aggregate([("ts", "count")])
         return out.rename_columns([*keys, "trips"])
 
-    area_week = count(["fcx", "fcy", "week_start"])
-    coarse = pa.table(
-        {
-            "ccx": pc.cast(_floor_div(area_week.column("fcx"), 10.0), pa.int32()),
-            "ccy": pc.cast(_floor_div(area_week.column("fcy"), 10.0), pa.int32()),
-            "week_start": area_week.column("week_start"),
-            "trips": area_week.column("trips"),
-        }
-    )
-    area_week_coarse = (
-        coarse.group_by(["ccx", "ccy", "week_start"], use_threads=False)
-        .aggregate([("trips", "sum")])
-        .rename_columns(["ccx", "ccy", "week_start", "trips"])
-    )
     latest = t.group_by(["region", "datasource"], use_threads=False).aggregate(
         [("ts", "count"), ("ts", "max")]
     )
@@ -98,7 +113,10 @@ def aggregates(rows: pa.Table) -> dict[str, pa.Table]:
         "region_hour": count(["region", "hour_start"]),
         "datasource_day": count(["datasource", "day"]),
         "similar": count(["similar_key"]),
-        "area_week": area_week,
-        "area_week_coarse": area_week_coarse,
+        "area_week_cells": area_week_cells(
+            cell(rows.column("origin_lon"), FINE_CELLS_PER_DEGREE),
+            cell(rows.column("origin_lat"), FINE_CELLS_PER_DEGREE),
+            pc.cast(week_start, pa.int32()),
+        ),
         "region_datasource": latest.rename_columns(["region", "datasource", "trips", "latest"]),
     }

@@ -67,8 +67,7 @@ COUNT_COLUMNS = {
     "region_hour": ("region", "hour_start", "trips"),
     "datasource_day": ("datasource", "day", "trips"),
     "similar": ("similar_key", "trips"),
-    "area_week": ("fcx", "fcy", "week_start", "trips"),
-    "area_week_coarse": ("ccx", "ccy", "week_start", "trips"),
+    "area_week_cells": ("cx", "cy", "week_start", "trips", "fine"),
     "region_datasource": ("region", "datasource", "trips", "latest"),
 }
 

@@ -38,8 +38,7 @@ TABLES = (
     "region_hour_counts",
     "datasource_day_counts",
     "similar_trip_counts",
-    "area_week_counts",
-    "area_week_coarse_counts",
+    "area_week_cells",
     "region_datasource_counts",
 )
 

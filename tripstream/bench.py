@@ -237,7 +237,7 @@ SELECT w.wal_records, w.wal_fpi, w.wal_bytes::bigint,
        c.num_timed + c.num_requested AS checkpoints, c.buffers_written,
        d.blks_read, d.blks_hit,
        pg_total_relation_size('similar_trip_counts') AS similar_bytes,
-       pg_total_relation_size('area_week_counts') AS area_week_bytes,
+       pg_total_relation_size('area_week_cells') AS area_cells_bytes,
        (SELECT coalesce(sum(pg_total_relation_size(relid)), 0)::bigint
         FROM pg_partition_tree('public.trip_data')) AS trip_data_bytes,
        (SELECT coalesce(sum(autovacuum_count + autoanalyze_count), 0)::bigint
@@ -508,7 +508,7 @@ def growth_table(result: dict[str, Any]) -> list[str]:
         "",
         "| rows | rows/s | decode / COPY / counts ms per 100k | WAL MB per 1M rows |"
         " full-page images per 1M rows | checkpoints | blocks read per 1M rows |"
-        " similar / area_week / trip_data MB |",
+        " similar / area_week_cells / trip_data MB |",
         "| --- " * 8 + "|",
     ]
     previous = stats[0]
@@ -524,7 +524,7 @@ def growth_table(result: dict[str, Any]) -> list[str]:
             f"{(now['wal_fpi'] - previous['wal_fpi']) / rows:,.0f} | "
             f"{now['checkpoints'] - previous['checkpoints']} | "
             f"{(now['blks_read'] - previous['blks_read']) / rows:,.0f} | "
-            f"{now['similar_bytes'] // 2**20:,} / {now['area_week_bytes'] // 2**20:,} / "
+            f"{now['similar_bytes'] // 2**20:,} / {now['area_cells_bytes'] // 2**20:,} / "
             f"{now['trip_data_bytes'] // 2**20:,} |"
         )
         previous = now

@@ -20,7 +20,7 @@ CREATE TABLE IF NOT EXISTS public.trip_data (
 ) PARTITION BY RANGE (batch_id);
 
 -- Exact bounding-box answers: rows in the boundary cells of the 0.001-degree grid are read
--- index-only from this index; cells fully inside the box come from area_week_counts.
+-- index-only from this index; cells fully inside the box come from area_week_cells.
 CREATE INDEX IF NOT EXISTS trip_data_origin_fine_cell ON public.trip_data
     ((floor(origin_lon * 1000)::integer), (floor(origin_lat * 1000)::integer))
     INCLUDE (origin_lon, origin_lat, date_time);

@@ -2,9 +2,7 @@
 CREATE TEMP TABLE tmp_region_hour (region text, hour_start bigint, trips bigint) ON COMMIT DROP;
 CREATE TEMP TABLE tmp_datasource_day (datasource text, day integer, trips bigint) ON COMMIT DROP;
 CREATE TEMP TABLE tmp_similar (similar_key bigint, trips bigint) ON COMMIT DROP;
-CREATE TEMP TABLE tmp_area_week (fcx integer, fcy integer, week_start integer, trips bigint)
-    ON COMMIT DROP;
-CREATE TEMP TABLE tmp_area_week_coarse (ccx integer, ccy integer, week_start integer,
-                                        trips bigint) ON COMMIT DROP;
+CREATE TEMP TABLE tmp_area_week_cells (cx integer, cy integer, week_start integer, trips bigint,
+                                    fine integer[]) ON COMMIT DROP;
 CREATE TEMP TABLE tmp_region_datasource (region text, datasource text, trips bigint,
                                          latest bigint) ON COMMIT DROP;

@@ -11,15 +11,11 @@ ON CONFLICT (similar_key)
 DO UPDATE SET trips = similar_trip_counts.trips + EXCLUDED.trips,
               top_trips = similar_top_trips(similar_trip_counts.trips + EXCLUDED.trips);
 
-INSERT INTO area_week_counts (cx, cy, week_start, trips)
-SELECT fcx, fcy, DATE '1970-01-01' + week_start, trips FROM tmp_area_week ORDER BY 1, 2, 3
-ON CONFLICT (cx, cy, week_start) DO UPDATE SET trips = area_week_counts.trips + EXCLUDED.trips;
-
-INSERT INTO area_week_coarse_counts (cx, cy, week_start, trips)
-SELECT ccx, ccy, DATE '1970-01-01' + week_start, trips FROM tmp_area_week_coarse
+INSERT INTO area_week_cells AS a (cx, cy, week_start, trips, fine)
+SELECT cx, cy, DATE '1970-01-01' + week_start, trips, fine FROM tmp_area_week_cells
 ORDER BY 1, 2, 3
 ON CONFLICT (cx, cy, week_start)
-DO UPDATE SET trips = area_week_coarse_counts.trips + EXCLUDED.trips;
+DO UPDATE SET trips = a.trips + EXCLUDED.trips, fine = fine_add(a.fine, EXCLUDED.fine);
 
 INSERT INTO region_hour_counts (region, window_start, trips)
 SELECT region, to_timestamp(hour_start) AT TIME ZONE 'UTC', trips FROM tmp_region_hour ORDER BY 1, 2

@@ -7,7 +7,7 @@ import math
 
 import pyarrow as pa
 
-from streaming.counts import SIMILAR_CELLS, SIMILAR_SHIFT, aggregates
+from streaming.counts import SIMILAR_CELLS, SIMILAR_SHIFT, aggregates, area_week_cells
 from streaming.task import in_cell_order
 
 
@@ -48,12 +48,15 @@ def test_keys_windows_and_cells() -> None:
     assert dt.datetime.fromtimestamp(hours[0]["hour_start"], dt.UTC).hour == 9
     similar = {r["similar_key"]: r["trips"] for r in counts["similar"].to_pylist()}
     assert similar == {key((1449, 5000, 700, 4500, 9)): 2, key((-1, -1, 0, 0, 23)): 1}
-    weeks = {r["week_start"] for r in counts["area_week"].to_pylist()}
-    assert weeks == {(dt.date(2018, 5, 28) - dt.date(1970, 1, 1)).days}
-    cells = {(r["fcx"], r["fcy"]) for r in counts["area_week"].to_pylist()}
-    assert cells == {(14499, 50000), (14495, 50009), (-1, -1)}
-    coarse = {(r["ccx"], r["ccy"]): r["trips"] for r in counts["area_week_coarse"].to_pylist()}
-    assert coarse == {(1449, 5000): 2, (-1, -1): 1}  # fine // 10, floored below zero
+    cells = counts["area_week_cells"].to_pylist()
+    assert {r["week_start"] for r in cells} == {(dt.date(2018, 5, 28) - dt.date(1970, 1, 1)).days}
+    fine = {
+        (r["cx"], r["cy"]): (r["trips"], {s: n for s, n in enumerate(r["fine"]) if n})
+        for r in cells
+    }
+    # fine cell (fx, fy) lies in cell (fx // 10, fy // 10), floored below zero, at slot
+    # 10 * (fx % 10) + fy % 10: (14499, 50000) -> 90, (14495, 50009) -> 59, (-1, -1) -> 99
+    assert fine == {(1449, 5000): (2, {90: 1, 59: 1}), (-1, -1): (1, {99: 1})}
     latest = {
         (r["region"], r["datasource"]): (r["trips"], r["latest"])
         for r in counts["region_datasource"].to_pylist()
@@ -78,3 +81,34 @@ def test_rows_go_to_copy_in_the_cell_index_order() -> None:
     ]
     assert cells == sorted(cells)
     assert sorted(ordered.column("n").to_pylist()) == list(range(len(lons)))
+
+
+def test_area_cells_unpack_their_keys_in_key_order_at_the_extremes() -> None:
+    """Cells and weeks come back from the packed key as they went in, across zero, the
+    globe's edges and weeks before 1970, sorted as (cx, cy, week_start); every fine cell
+    lands in its own slot and the trips add up."""
+    monday = -3  # 1969-12-29
+    fcx = [-180000, 179999, 0, -1, 5, 5, 5, 14499]
+    fcy = [-90000, 89999, 0, -1, 7, 7, 7, 50000]
+    week = [monday, 7 * 2660 - 3, monday, monday, 4, 4, -7 * 2610 - 3, 4]
+    cells = area_week_cells(pa.array(fcx, pa.int32()), pa.array(fcy, pa.int32()), pa.array(week))
+    got = [
+        (
+            r["cx"],
+            r["cy"],
+            r["week_start"],
+            r["trips"],
+            {k: n for k, n in enumerate(r["fine"]) if n},
+        )
+        for r in cells.to_pylist()
+    ]
+    assert got == sorted(got)
+    assert got == [
+        (-18000, -9000, monday, 1, {0: 1}),
+        (-1, -1, monday, 1, {99: 1}),
+        (0, 0, -7 * 2610 - 3, 1, {57: 1}),
+        (0, 0, monday, 1, {0: 1}),
+        (0, 0, 4, 2, {57: 2}),
+        (1449, 5000, 4, 1, {90: 1}),
+        (17999, 8999, 7 * 2660 - 3, 1, {99: 1}),
+    ]

@@ -124,7 +124,7 @@ def test_bbox_from_coarse_fine_and_boundary_cells_is_exact(
     expected = [rows_in_box(db, box) for box in boxes]
     assert [trips(box) for box in boxes] == expected
     # The box on coarse edges reads no fine count: with them all zero its answer holds.
-    db.execute("UPDATE area_week_counts SET trips = 0")
+    db.execute("UPDATE area_week_cells SET fine = array_fill(0, ARRAY[100])")
     assert trips(boxes[0]) == expected[0] and trips(boxes[1]) < expected[1]
 
 

@@ -29,8 +29,9 @@ INSERT INTO similar_trip_counts VALUES
     (1449, 5000, 700, 4500, 9, 12, 12), (-18000, -9000, 18000, 9000, 23, 1, NULL),
     (-1, -1, 0, 0, 0, 3, NULL);
 """
-# area_week_counts before area_week_coarse_counts: fine cells either side of zero.
-FINE_ONLY = """
+# The area counts before area_week_cells: a row per fine cell, and a row per 0.01-degree
+# cell in area_week_coarse_counts; fine cells either side of zero.
+AREA_TABLES = """
 CREATE TABLE area_week_counts (
     cx integer NOT NULL, cy integer NOT NULL, week_start date NOT NULL, trips bigint NOT NULL,
     PRIMARY KEY (cx, cy, week_start)
@@ -39,6 +40,11 @@ INSERT INTO area_week_counts VALUES
     (14499, 50000, '2018-05-28', 2), (14490, 50009, '2018-05-28', 3),
     (14500, 50000, '2018-05-28', 4), (14499, 50000, '2018-06-04', 5),
     (-1, -10, '2018-05-28', 6), (-10, -1, '2018-05-28', 7), (0, 0, '2018-05-28', 8);
+CREATE TABLE area_week_coarse_counts (
+    cx integer NOT NULL, cy integer NOT NULL, week_start date NOT NULL, trips bigint NOT NULL,
+    PRIMARY KEY (cx, cy, week_start)
+);
+INSERT INTO area_week_coarse_counts VALUES (1449, 5000, '2018-05-28', 5);
 """
 
 
@@ -51,7 +57,7 @@ def old_database(postgres: EmbeddedPostgres) -> Iterator[str]:
         cur.execute("CREATE DATABASE tripstream_old")
     url = database_url(postgres.url, "tripstream_old")
     with closing(psycopg2.connect(url)) as conn, conn, conn.cursor() as cur:
-        cur.execute(FIVE_COLUMNS + FINE_ONLY)
+        cur.execute(FIVE_COLUMNS + AREA_TABLES)
     yield url
     with admin.cursor() as cur:
         cur.execute("DROP DATABASE tripstream_old")
@@ -92,18 +98,25 @@ def test_five_key_columns_become_the_packed_key(old_database: str, db: Any) -> N
     assert converted == constraints(db)  # named as in a database made with the packed key
 
 
-def test_fine_area_counts_fill_the_new_coarse_table_once(old_database: str) -> None:
+def test_fine_area_counts_become_area_week_cells_once(old_database: str) -> None:
     apply_schema(old_database)
-    with closing(psycopg2.connect(old_database)) as conn, conn, conn.cursor() as cur:
-        cur.execute("INSERT INTO area_week_counts VALUES (1, 1, '2018-05-28', 1)")
-    apply_schema(old_database)  # filled only while it is empty: the row above is not added
+    apply_schema(old_database)  # the old tables are gone: applying again changes nothing
     with closing(psycopg2.connect(old_database)) as conn, conn.cursor() as cur:
-        cur.execute("SELECT cx, cy, week_start::text, trips FROM area_week_coarse_counts")
-        coarse = sorted(cur.fetchall())
-    assert coarse == [
-        (-1, -1, "2018-05-28", 13),  # fine -1 and -10 are coarse -1: floor, not truncation
-        (0, 0, "2018-05-28", 8),
-        (1449, 5000, "2018-05-28", 5),
-        (1449, 5000, "2018-06-04", 5),
-        (1450, 5000, "2018-05-28", 4),
+        cur.execute("SELECT cx, cy, week_start::text, trips, fine FROM area_week_cells")
+        cells = sorted(
+            (cx, cy, week, trips, {s: n for s, n in enumerate(fine) if n})
+            for cx, cy, week, trips, fine in cur.fetchall()
+        )
+        cur.execute(
+            "SELECT to_regclass('area_week_counts'), to_regclass('area_week_coarse_counts')"
+        )
+        old_tables = cur.fetchone()
+    # fine (fx, fy) is slot 10 * (fx - 10 * cx) + (fy - 10 * cy) of cell (fx // 10, fy // 10)
+    assert cells == [
+        (-1, -1, "2018-05-28", 13, {90: 6, 9: 7}),  # fine -1 and -10 are cell -1: floor
+        (0, 0, "2018-05-28", 8, {0: 8}),
+        (1449, 5000, "2018-05-28", 5, {90: 2, 9: 3}),
+        (1449, 5000, "2018-06-04", 5, {90: 5}),
+        (1450, 5000, "2018-05-28", 4, {0: 4}),
     ]
+    assert old_tables == (None, None)
