@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 # at 45.1k rows/s: more CPU than the bytes it saves.
 # shared_buffers holds the hot indexes (cell index, similar-groups key): with 512MB the
 # writer evicted pages itself. At 100M rows the pages the writer touches (the "similar"
-# table and its key, area_week, the newest trip_data partition) are about 8 GB: a third of
+# table and its key, the area cells, the newest trip_data partition) are about 8 GB: a third of
 # the machine's memory, up to that, goes to shared_buffers (4 GB before: the rest came back
 # from the OS's cache).
 # Autovacuum looks every 10 s (1 min by default): a 2M-row load had ended a minute before
