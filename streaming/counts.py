@@ -62,18 +62,18 @@ def area_week_cells(fcx: pa.Array, fcy: pa.Array, week_start: pa.Array) -> pa.Ta
     fx, fy = np.asarray(fcx, np.int64), np.asarray(fcy, np.int64)
     cx, cy = fx // FINE_PER_CELL, fy // FINE_PER_CELL  # floor, below zero too
     slot = (fx - cx * FINE_PER_CELL) * FINE_PER_CELL + (fy - cy * FINE_PER_CELL)
-    # (cx, cy, week) packed in key order: the cell as similar_key packs it, then the week
-    # number k (an ISO week starts on epoch day 7k - 3), offset to stay positive.
-    week = (np.asarray(week_start, np.int64) + 3) // 7 + WEEK_OFFSET
-    key = ((cx + 18000) * 18001 + (cy + 9000)) * WEEKS + week
-    keys, group = np.unique(key, return_inverse=True)
+    week = np.asarray(week_start, np.int64)
+    # (cx, cy, week) in one int64 that sorts as they do: the cell packed as in similar_key,
+    # then the week number k (an ISO week starts on epoch day 7k - 3), offset to stay positive.
+    packed = np.asarray(_packed_cell(pa.array(cx), pa.array(cy)), np.int64)
+    key = packed * WEEKS + (week + 3) // 7 + WEEK_OFFSET
+    keys, first, group = np.unique(key, return_index=True, return_inverse=True)
     fine = np.bincount(group * SLOTS + slot, minlength=keys.size * SLOTS).astype(np.int32)
-    cell, week = np.divmod(keys, WEEKS)
     return pa.table(
         {
-            "cx": pa.array((cell // 18001 - 18000).astype(np.int32)),
-            "cy": pa.array((cell % 18001 - 9000).astype(np.int32)),
-            "week_start": pa.array(((week - WEEK_OFFSET) * 7 - 3).astype(np.int32)),
+            "cx": pa.array(cx[first].astype(np.int32)),
+            "cy": pa.array(cy[first].astype(np.int32)),
+            "week_start": pa.array(week[first].astype(np.int32)),
             "trips": pa.array(fine.reshape(-1, SLOTS).sum(axis=1, dtype=np.int64)),
             "fine": pa.FixedSizeListArray.from_arrays(pa.array(fine), SLOTS),
         }
