@@ -84,9 +84,9 @@ def test_rows_go_to_copy_in_the_cell_index_order() -> None:
 
 
 def test_area_cells_unpack_their_keys_in_key_order_at_the_extremes() -> None:
-    """Cells and weeks come back from the packed key as they went in, across zero, the
-    globe's edges and weeks before 1970, sorted as (cx, cy, week_start); every fine cell
-    lands in its own slot and the trips add up."""
+    """Cells and weeks come out as they went in, across zero, the globe's edges and weeks
+    before 1970, sorted as (cx, cy, week_start) by the packed key; every fine cell lands in
+    its own slot and the trips add up."""
     monday = -3  # 1969-12-29
     fcx = [-180000, 179999, 0, -1, 5, 5, 5, 14499]
     fcy = [-90000, 89999, 0, -1, 7, 7, 7, 50000]
