@@ -29,3 +29,4 @@ def dashboard(settings: Settings) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+    assert not thread.is_alive(), "the dashboard did not shut down within 10 s"

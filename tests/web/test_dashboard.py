@@ -30,7 +30,9 @@ FLAGS = [
 
 
 @pytest.fixture
-def page() -> Iterator[Page]:
+def page(dashboard: str) -> Iterator[Page]:
+    """A fresh browser page, closed before the dashboard stops: its open event stream
+    would otherwise hold the server's graceful shutdown."""
     assert Path(CHROMIUM).exists(), "install Chromium: apt-get install chromium (.ci/run does)"
     profile = tempfile.mkdtemp(prefix="tripstream-chromium-")
     with sync_playwright() as p:

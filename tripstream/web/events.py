@@ -1,7 +1,8 @@
 """Status changes, pushed: one LISTEN connection (the same `tripstream_status` channel as
 `tripstream status --follow`) fans out to every browser's Server-Sent Events stream.
 
-A thread holds the connection and sleeps in select() on its socket: no polling. When the
+A thread holds the connection and sleeps in select() on its socket and on a wake-up socket
+that stop() writes to, so the app shuts down at once: no polling. When the
 database goes away it tells every stream (`db` down), reconnects with backoff, and when
 it is back tells them again (`db` up), so each page fetches a fresh snapshot: the catch-up.
 """
@@ -12,6 +13,7 @@ import asyncio
 import json
 import logging
 import select
+import socket
 import threading
 from typing import Any
 
@@ -35,6 +37,7 @@ class Hub:
         self._queues: set[asyncio.Queue[dict[str, Any]]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
+        self._wake_r, self._wake_w = socket.socketpair()
         self._thread = threading.Thread(target=self._run, name="tripstream-listen", daemon=True)
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -43,7 +46,11 @@ class Hub:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake_w.send(b"x")  # out of select() now, not at the next keepalive
         self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self._wake_r.close()
+            self._wake_w.close()
 
     def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
@@ -87,10 +94,13 @@ class Hub:
 
     def _listen(self, conn: psycopg2.extensions.connection) -> None:
         while not self._stop.is_set():
-            if select.select([conn], [], [], KEEPALIVE_S) == ([], [], []):
+            ready, _, _ = select.select([conn, self._wake_r], [], [], KEEPALIVE_S)
+            if not ready:
                 with conn.cursor() as cur:  # detects a server that went away
                     cur.execute("SELECT 1")
                 continue
+            if self._wake_r in ready:
+                return
             conn.poll()
             while conn.notifies:
                 self.publish(with_text_ids(json.loads(conn.notifies.pop(0).payload)))
