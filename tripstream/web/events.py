@@ -94,12 +94,13 @@ class Hub:
 
     def _listen(self, conn: psycopg2.extensions.connection) -> None:
         while not self._stop.is_set():
-            ready, _, _ = select.select([conn, self._wake_r], [], [], KEEPALIVE_S)
+            wake = self._wake_r.fileno()
+            ready, _, _ = select.select([conn.fileno(), wake], [], [], KEEPALIVE_S)
             if not ready:
                 with conn.cursor() as cur:  # detects a server that went away
                     cur.execute("SELECT 1")
                 continue
-            if self._wake_r in ready:
+            if wake in ready:
                 return
             conn.poll()
             while conn.notifies:
