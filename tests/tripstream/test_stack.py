@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 
-from tripstream import CONFIG_DIR, settings
+from tripstream import CONFIG_DIR, PROJECT_ROOT, settings
 from tripstream.errors import SetupError
 from tripstream.settings import load_settings, settings_to_env
 from tripstream.stack import maven, procs
 from tripstream.stack.local import LocalStack
-from tripstream.stack.spark import java_binary, java_env
+from tripstream.stack.spark import java_binary, java_env, spark_home
 
 
 def test_environment_overrides_every_section() -> None:
@@ -86,6 +89,26 @@ def test_jars_come_once_from_maven_central_and_a_failed_download_is_one_clear_li
         maven.resolve(missing, tmp_path, java)
     assert "trying once more" in caplog.text  # a refused download is tried twice
     assert not (missing.folder(tmp_path) / maven.MARKER).exists()
+
+
+def test_spark_home_is_found_when_pyspark_comes_from_its_zip_as_under_spark_submit() -> None:
+    """spark-submit puts <home>/python/lib/pyspark.zip first on PYTHONPATH: the home (and
+    with it which jars pyspark ships, left out of the connector's) must still be found."""
+    home = spark_home()
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [str(next((home / "python" / "lib").glob("pyspark.zip"))), str(PROJECT_ROOT)]
+        ),
+    }
+    code = "import pyspark; from tripstream.stack.spark import spark_home; "
+    code += "print(pyspark.__file__); print(spark_home())"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert "pyspark.zip" in out[0]  # the import this test is about
+    assert Path(out[1]) == home
+    assert (home / "jars").is_dir()
 
 
 def test_purge_removes_the_database_the_broker_log_and_the_checkpoints_together(

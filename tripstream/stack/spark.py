@@ -22,9 +22,12 @@ MIN_JAVA = 17
 
 
 def spark_home() -> Path:
+    """The pyspark wheel's folder (bin/, jars/). Under spark-submit pyspark is imported from
+    <home>/python/lib/pyspark.zip, so the home is the nearest folder above with jars/."""
     import pyspark
 
-    return Path(pyspark.__file__).parent
+    package = Path(pyspark.__file__).parent
+    return next((p for p in (package, *package.parents) if (p / "jars").is_dir()), package)
 
 
 def _java_major(java: str) -> int | None:
