@@ -201,6 +201,7 @@ def main() -> int:
         # Before Spark starts: a wrong Kafka password or address is one clear line, here,
         # not a query that fails and restarts with backoff.
         partitions = retry(lambda: topic_partitions(settings.kafka), what="reach Kafka")
+        began = time.monotonic()
         session = build_session(settings)
     except TripstreamError as e:
         logger.error("%s", e)
@@ -210,7 +211,13 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     lanes = plan_lanes(settings, partitions)
+    session_s = time.monotonic() - began
     warm_executors(session, settings)
+    logger.info(
+        "Spark session in %.1f s, executors warmed in %.1f s",
+        session_s,
+        time.monotonic() - began - session_s,
+    )
     # One writer per lane, for every restart (the executors hold the connections).
     writers = {
         lane.name: BatchWriter(settings.database.url, str(lane.checkpoint)) for lane in lanes
