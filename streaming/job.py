@@ -203,6 +203,7 @@ def main() -> int:
         partitions = retry(lambda: topic_partitions(settings.kafka), what="reach Kafka")
         began = time.monotonic()
         session = build_session(settings)
+        session_s = time.monotonic() - began
     except TripstreamError as e:
         logger.error("%s", e)
         return 1
@@ -211,12 +212,12 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     lanes = plan_lanes(settings, partitions)
-    session_s = time.monotonic() - began
+    began = time.monotonic()
     warm_executors(session, settings)
     logger.info(
         "Spark session in %.1f s, executors warmed in %.1f s",
         session_s,
-        time.monotonic() - began - session_s,
+        time.monotonic() - began,
     )
     # One writer per lane, for every restart (the executors hold the connections).
     writers = {

@@ -72,7 +72,7 @@ def test_driver_killed_again_and_again(
     job = streaming_job()
     expected = 0
     # two rounds: the second kill hits a job that recovered from the first (a third round
-    # cost 70 s of CI and kills the same way again)
+    # cost 60 s of CI and kills the same way again)
     for kill in range(2):  # each round: new data, wait until it flows, then kill -9
         floor = rows_in(url)
         expected += drop(cluster_settings, tmp_path, 300_000, 2, seed=11 + kill)

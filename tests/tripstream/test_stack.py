@@ -98,7 +98,7 @@ def test_spark_home_is_found_when_pyspark_comes_from_its_zip_as_under_spark_subm
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(
-            [str(next((home / "python" / "lib").glob("pyspark.zip"))), str(PROJECT_ROOT)]
+            [str(home / "python" / "lib" / "pyspark.zip"), str(PROJECT_ROOT)]
         ),
     }
     code = "import pyspark; from tripstream.stack.spark import spark_home; "

@@ -93,8 +93,8 @@ class Hub:
                 delay = min(delay * 2, 5.0)
 
     def _listen(self, conn: psycopg2.extensions.connection) -> None:
+        wake = self._wake_r.fileno()
         while not self._stop.is_set():
-            wake = self._wake_r.fileno()
             ready, _, _ = select.select([conn.fileno(), wake], [], [], KEEPALIVE_S)
             if not ready:
                 with conn.cursor() as cur:  # detects a server that went away
