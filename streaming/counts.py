@@ -8,8 +8,8 @@ Keys match the SQL recount in sql/checks/recount.sql exactly (same double arithm
 - area_week_cells:   the origin's 0.01-degree cell (cx, cy) = floor(fine cell / 10), made of
                      exactly 10 x 10 fine cells (floor(origin lon*1000), floor(origin lat*1000);
                      not floor(lon*100): that can round the other way), and the ISO week start
-                     (epoch day) -> trips, and the trips of each fine cell in `fine` (100 slots,
-                     slot 10 * (fx - 10 * cx) + (fy - 10 * cy))
+                     (epoch day) -> trips, and the trips of each fine cell (slot 10 * (fx - 10 *
+                     cx) + (fy - 10 * cy)) as up to SPARSE_SLOTS pairs or a 100-slot `fine`
 - region_datasource: region, datasource -> trips, latest trip (epoch seconds)
 """
 
@@ -54,11 +54,18 @@ def similar_key(
 FINE_PER_CELL = 10  # fine cells a side of a 0.01-degree cell
 SLOTS = FINE_PER_CELL * FINE_PER_CELL
 WEEKS, WEEK_OFFSET = 1 << 21, 1 << 20  # week numbers from -2**20 (years before 1 AD) on
+# A batch adds trips to a few of a cell's 100 fine cells (5 on average in 100k trips): a row
+# that adds to at most this many goes as (slot, trips) pairs, s1..s8 and n1..n8, which the
+# writer's SQL adds one by one (sql/writer/upsert_counts.sql names all eight); a row that
+# adds to more goes as its whole `fine` array, added with fine_add.
+SPARSE_SLOTS = 8
 
 
 def area_week_cells(fcx: pa.Array, fcy: pa.Array, week_start: pa.Array) -> pa.Table:
-    """Trips per 0.01-degree cell and week, with the trips of each of its 100 fine cells
-    (sql/schema/003_counts.sql's area_week_cells), in (cx, cy, week_start) order."""
+    """Trips per 0.01-degree cell and week, and the trips of its fine cells, in (cx, cy,
+    week_start) order (sql/schema/003_counts.sql's area_week_cells). A row gives its fine
+    trips either as pairs (s_i = slot + 1, the SQL subscript, and n_i = trips; a row with
+    fewer pairs repeats its first, which adds the same once) or as `fine`, never both."""
     fx, fy = np.asarray(fcx, np.int64), np.asarray(fcy, np.int64)
     cx, cy = fx // FINE_PER_CELL, fy // FINE_PER_CELL  # floor, below zero too
     slot = (fx - cx * FINE_PER_CELL) * FINE_PER_CELL + (fy - cy * FINE_PER_CELL)
@@ -68,16 +75,35 @@ def area_week_cells(fcx: pa.Array, fcy: pa.Array, week_start: pa.Array) -> pa.Ta
     packed = np.asarray(_packed_cell(pa.array(cx), pa.array(cy)), np.int64)
     key = packed * WEEKS + (week + 3) // 7 + WEEK_OFFSET
     keys, first, group = np.unique(key, return_index=True, return_inverse=True)
-    fine = np.bincount(group * SLOTS + slot, minlength=keys.size * SLOTS).astype(np.int32)
-    return pa.table(
-        {
-            "cx": pa.array(cx[first].astype(np.int32)),
-            "cy": pa.array(cy[first].astype(np.int32)),
-            "week_start": pa.array(week[first].astype(np.int32)),
-            "trips": pa.array(fine.reshape(-1, SLOTS).sum(axis=1, dtype=np.int64)),
-            "fine": pa.FixedSizeListArray.from_arrays(pa.array(fine), SLOTS),
-        }
+    # The (row, slot) pairs with trips, in row then slot order.
+    pairs, pair_trips = np.unique(group * SLOTS + slot, return_counts=True)
+    pair_row, pair_slot = pairs // SLOTS, pairs % SLOTS
+    used = np.bincount(pair_row, minlength=keys.size)  # fine cells each row adds to
+    sparse = used <= SPARSE_SLOTS
+    rank = np.arange(pairs.size) - (np.cumsum(used) - used)[pair_row]  # pair's place in its row
+    subscripts = np.zeros((keys.size, SPARSE_SLOTS), np.int16)
+    trips = np.zeros((keys.size, SPARSE_SLOTS), np.int32)
+    mine = sparse[pair_row]
+    subscripts[pair_row[mine], rank[mine]] = pair_slot[mine] + 1
+    trips[pair_row[mine], rank[mine]] = pair_trips[mine]
+    padding = np.arange(SPARSE_SLOTS) >= used[:, None]
+    subscripts = np.where(padding, subscripts[:, :1], subscripts)
+    trips = np.where(padding, trips[:, :1], trips)
+    fine = np.zeros(keys.size * SLOTS, np.int32)
+    fine[pairs[~mine]] = pair_trips[~mine]
+    columns: dict[str, pa.Array] = {
+        "cx": pa.array(cx[first].astype(np.int32)),
+        "cy": pa.array(cy[first].astype(np.int32)),
+        "week_start": pa.array(week[first].astype(np.int32)),
+        "trips": pa.array(np.bincount(group, minlength=keys.size).astype(np.int64)),
+    }
+    for i in range(SPARSE_SLOTS):
+        columns[f"s{i + 1}"] = pa.array(subscripts[:, i], mask=~sparse)
+        columns[f"n{i + 1}"] = pa.array(trips[:, i], mask=~sparse)
+    columns["fine"] = pa.FixedSizeListArray.from_arrays(
+        pa.array(fine), SLOTS, mask=pa.array(sparse)
     )
+    return pa.table(columns)
 
 
 def aggregates(rows: pa.Table) -> dict[str, pa.Table]:

@@ -40,7 +40,7 @@ import psycopg2.extras
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from streaming.counts import FINE_CELLS_PER_DEGREE, aggregates, cell
+from streaming.counts import FINE_CELLS_PER_DEGREE, SPARSE_SLOTS, aggregates, cell
 from tripstream import SQL_DIR, records
 from tripstream.db import connect, retry
 from tripstream.records import RECORD_KEY_PARTITION_SHIFT, decode_records
@@ -67,7 +67,15 @@ COUNT_COLUMNS = {
     "region_hour": ("region", "hour_start", "trips"),
     "datasource_day": ("datasource", "day", "trips"),
     "similar": ("similar_key", "trips"),
-    "area_week_cells": ("cx", "cy", "week_start", "trips", "fine"),
+    "area_week_cells": (
+        "cx",
+        "cy",
+        "week_start",
+        "trips",
+        *(f"s{i + 1}" for i in range(SPARSE_SLOTS)),
+        *(f"n{i + 1}" for i in range(SPARSE_SLOTS)),
+        "fine",
+    ),
     "region_datasource": ("region", "datasource", "trips", "latest"),
 }
 

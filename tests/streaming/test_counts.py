@@ -7,7 +7,13 @@ import math
 
 import pyarrow as pa
 
-from streaming.counts import SIMILAR_CELLS, SIMILAR_SHIFT, aggregates, area_week_cells
+from streaming.counts import (
+    SIMILAR_CELLS,
+    SIMILAR_SHIFT,
+    SPARSE_SLOTS,
+    aggregates,
+    area_week_cells,
+)
 from streaming.task import in_cell_order
 
 
@@ -16,6 +22,15 @@ def key(group: tuple[int, int, int, int, int]) -> int:
     ocx, ocy, dcx, dcy, hour = group
     origin, dest = (ocx + 18000) * 18001 + ocy + 9000, (dcx + 18000) * 18001 + dcy + 9000
     return (origin * SIMILAR_CELLS + dest - SIMILAR_SHIFT) * 24 + hour
+
+
+def fine_of(row: dict[str, object]) -> dict[int, int]:
+    """A row of area_week_cells' batch counts as {slot: trips}, from its pairs (1-based
+    subscripts, the first repeated as padding) or from its whole `fine` array."""
+    if row["fine"] is not None:
+        return {s: n for s, n in enumerate(row["fine"]) if n}  # type: ignore[call-overload]
+    pairs = {(row[f"s{i + 1}"], row[f"n{i + 1}"]) for i in range(SPARSE_SLOTS)}
+    return {int(s) - 1: int(n) for s, n in pairs}  # type: ignore[call-overload]
 
 
 def table(rows: list[tuple[str, str, float, float, float, float, str]]) -> pa.Table:
@@ -50,10 +65,7 @@ def test_keys_windows_and_cells() -> None:
     assert similar == {key((1449, 5000, 700, 4500, 9)): 2, key((-1, -1, 0, 0, 23)): 1}
     cells = counts["area_week_cells"].to_pylist()
     assert {r["week_start"] for r in cells} == {(dt.date(2018, 5, 28) - dt.date(1970, 1, 1)).days}
-    fine = {
-        (r["cx"], r["cy"]): (r["trips"], {s: n for s, n in enumerate(r["fine"]) if n})
-        for r in cells
-    }
+    fine = {(r["cx"], r["cy"]): (r["trips"], fine_of(r)) for r in cells}
     # fine cell (fx, fy) lies in cell (fx // 10, fy // 10), floored below zero, at slot
     # 10 * (fx % 10) + fy % 10: (14499, 50000) -> 90, (14495, 50009) -> 59, (-1, -1) -> 99
     assert fine == {(1449, 5000): (2, {90: 1, 59: 1}), (-1, -1): (1, {99: 1})}
@@ -98,7 +110,7 @@ def test_area_cells_unpack_their_keys_in_key_order_at_the_extremes() -> None:
             r["cy"],
             r["week_start"],
             r["trips"],
-            {k: n for k, n in enumerate(r["fine"]) if n},
+            fine_of(r),
         )
         for r in cells.to_pylist()
     ]
@@ -112,3 +124,23 @@ def test_area_cells_unpack_their_keys_in_key_order_at_the_extremes() -> None:
         (1449, 5000, 4, 1, {90: 1}),
         (17999, 8999, 7 * 2660 - 3, 1, {99: 1}),
     ]
+
+
+def test_a_row_adds_to_up_to_eight_fine_cells_as_pairs_and_to_more_as_a_whole_array() -> None:
+    """One cell and week with trips in 1, 8 and 9 of its fine cells: pairs in slot order,
+    padded with the first; beyond eight, the whole array and no pairs."""
+    for used in (1, SPARSE_SLOTS, SPARSE_SLOTS + 1):
+        fcx = [10 + s // 10 for s in range(used)] + [10]  # slot 0 twice
+        fcy = [20 + s % 10 for s in range(used)] + [20]
+        (row,) = area_week_cells(
+            pa.array(fcx, pa.int32()), pa.array(fcy, pa.int32()), pa.array([4] * len(fcx))
+        ).to_pylist()
+        assert row["trips"] == used + 1
+        assert fine_of(row) == {0: 2, **{s: 1 for s in range(1, used)}}
+        pairs = [row[f"s{i + 1}"] for i in range(SPARSE_SLOTS)]
+        if used <= SPARSE_SLOTS:
+            assert row["fine"] is None
+            assert pairs == [*range(1, used + 1), *[1] * (SPARSE_SLOTS - used)]
+        else:
+            assert pairs == [None] * SPARSE_SLOTS
+            assert len(row["fine"]) == 100

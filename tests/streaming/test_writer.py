@@ -162,6 +162,37 @@ def test_batches_land_in_partitions_of_fifty_batch_ids(
     assert set(recount_differences(db).values()) == {0}
 
 
+def trips_in_fine_cells(path: Path, cells: list[tuple[int, int, int]]) -> Path:
+    """A file with `n` trips in each 0.001-degree cell (fx, fy, n), all on one Monday."""
+    lines = ["region,origin_coord,destination_coord,datetime,datasource"]
+    for fx, fy, n in cells:
+        point = f"POINT ({fx / 1000 + 0.0005:.4f} {fy / 1000 + 0.0005:.4f})"
+        lines += [f"Prague,{point},{point},2018-05-28 09:00:00,funny_car"] * n
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_fine_cells_add_up_as_pairs_and_as_whole_arrays(
+    settings: Settings, db: Any, tmp_path: Path
+) -> None:
+    """area_week_cells gets a batch's fine trips as pairs (up to eight fine cells a row) or
+    as a whole array (more), into new and into existing rows: each sums to the recount."""
+    a = [(14400 + s // 10, 50000 + s % 10, 1 + s % 3) for s in range(9)]  # 9 fine cells
+    b = [(14410 + s, 50010, 2) for s in range(3)]  # 3
+    first = trips_in_fine_cells(tmp_path / "first.csv", a + b)
+    c = [(14400, 50000, 4), (14409, 50009, 1)]  # 2 more into a's row: pairs
+    d = [(14410 + s // 10, 50010 + s % 10, 1) for s in range(0, 100, 9)]  # 12 into b's: array
+    e = [(14420 + s, 50020, 1) for s in range(8)]  # a new row of exactly 8: pairs
+    second = trips_in_fine_cells(tmp_path / "second.csv", c + d + e)
+    for file_id, path in ((31, first), (32, second)):
+        rows = len(path.read_text().splitlines()) - 1
+        register(db, file_id, rows)
+        assert commit(settings, batch_of(path, file_id), file_id).rows_new == rows
+    db.execute("SELECT cx, cy, trips, fine[1], fine[100] FROM area_week_cells ORDER BY 1, 2")
+    assert db.fetchall() == [(1440, 5000, 23, 5, 1), (1441, 5001, 18, 3, 1), (1442, 5002, 8, 1, 0)]
+    assert set(recount_differences(db).values()) == {0}
+
+
 def test_merge_takes_the_widest_offsets_and_the_oldest_record() -> None:
     a = TaskResult(rows_in=3, rows_new=2, start={"0": 5}, end={"0": 9}, oldest_ms=200)
     b = TaskResult(rows_in=4, rows_new=4, start={"0": 9, "1": 2}, end={"0": 12, "1": 3})
