@@ -65,7 +65,8 @@ def area_week_cells(fcx: pa.Array, fcy: pa.Array, week_start: pa.Array) -> pa.Ta
     """Trips per 0.01-degree cell and week, and the trips of its fine cells, in (cx, cy,
     week_start) order (sql/schema/003_counts.sql's area_week_cells). A row gives its fine
     trips either as pairs (s_i = slot + 1, the SQL subscript, and n_i = trips; a row with
-    fewer pairs repeats its first, which adds the same once) or as `fine`, never both."""
+    fewer pairs repeats its first, which the SQL assigns twice to the same value) or as
+    `fine`, never both."""
     fx, fy = np.asarray(fcx, np.int64), np.asarray(fcy, np.int64)
     cx, cy = fx // FINE_PER_CELL, fy // FINE_PER_CELL  # floor, below zero too
     slot = (fx - cx * FINE_PER_CELL) * FINE_PER_CELL + (fy - cy * FINE_PER_CELL)
@@ -82,13 +83,13 @@ def area_week_cells(fcx: pa.Array, fcy: pa.Array, week_start: pa.Array) -> pa.Ta
     sparse = used <= SPARSE_SLOTS
     rank = np.arange(pairs.size) - (np.cumsum(used) - used)[pair_row]  # pair's place in its row
     subscripts = np.zeros((keys.size, SPARSE_SLOTS), np.int16)
-    trips = np.zeros((keys.size, SPARSE_SLOTS), np.int32)
+    added = np.zeros((keys.size, SPARSE_SLOTS), np.int32)
     mine = sparse[pair_row]
     subscripts[pair_row[mine], rank[mine]] = pair_slot[mine] + 1
-    trips[pair_row[mine], rank[mine]] = pair_trips[mine]
+    added[pair_row[mine], rank[mine]] = pair_trips[mine]
     padding = np.arange(SPARSE_SLOTS) >= used[:, None]
     subscripts = np.where(padding, subscripts[:, :1], subscripts)
-    trips = np.where(padding, trips[:, :1], trips)
+    added = np.where(padding, added[:, :1], added)
     fine = np.zeros(keys.size * SLOTS, np.int32)
     fine[pairs[~mine]] = pair_trips[~mine]
     columns: dict[str, pa.Array] = {
@@ -99,7 +100,7 @@ def area_week_cells(fcx: pa.Array, fcy: pa.Array, week_start: pa.Array) -> pa.Ta
     }
     for i in range(SPARSE_SLOTS):
         columns[f"s{i + 1}"] = pa.array(subscripts[:, i], mask=~sparse)
-        columns[f"n{i + 1}"] = pa.array(trips[:, i], mask=~sparse)
+        columns[f"n{i + 1}"] = pa.array(added[:, i], mask=~sparse)
     columns["fine"] = pa.FixedSizeListArray.from_arrays(
         pa.array(fine), SLOTS, mask=pa.array(sparse)
     )
