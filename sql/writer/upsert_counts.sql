@@ -3,9 +3,9 @@
 -- Streaming queries of different lanes commit concurrently and may touch the same keys:
 -- every statement takes its keys in key order (area_week_cells: the whole table, by an
 -- advisory lock), and the tables come in one fixed order, so two batches wait for each
--- other but never deadlock. The big, mostly private tables come
--- first; the small ones every batch touches come last, so their row locks are held only
--- for the last moments of the transaction.
+-- other but never deadlock. The big, mostly private tables come first; the small ones
+-- every batch touches come last, so their row locks are held only for the last moments of
+-- the transaction.
 INSERT INTO similar_trip_counts (similar_key, trips, top_trips)
 SELECT similar_key, trips, similar_top_trips(trips) FROM tmp_similar ORDER BY 1
 ON CONFLICT (similar_key)

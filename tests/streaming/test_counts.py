@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from typing import Any
 
 import pyarrow as pa
 
@@ -24,13 +25,13 @@ def key(group: tuple[int, int, int, int, int]) -> int:
     return (origin * SIMILAR_CELLS + dest - SIMILAR_SHIFT) * 24 + hour
 
 
-def fine_of(row: dict[str, object]) -> dict[int, int]:
+def fine_of(row: dict[str, Any]) -> dict[int, int]:
     """A row of area_week_cells' batch counts as {slot: trips}, from its pairs (1-based
     subscripts, the first repeated as padding) or from its whole `fine` array."""
     if row["fine"] is not None:
-        return {s: n for s, n in enumerate(row["fine"]) if n}  # type: ignore[call-overload]
+        return {s: n for s, n in enumerate(row["fine"]) if n}
     pairs = {(row[f"s{i + 1}"], row[f"n{i + 1}"]) for i in range(SPARSE_SLOTS)}
-    return {int(s) - 1: int(n) for s, n in pairs}  # type: ignore[call-overload]
+    return {s - 1: n for s, n in pairs}
 
 
 def table(rows: list[tuple[str, str, float, float, float, float, str]]) -> pa.Table:
