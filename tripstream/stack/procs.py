@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import socket
+import struct
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -31,8 +32,22 @@ def free_port() -> int:
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
-        s.settimeout(0.3)
-        return s.connect_ex((host, port)) == 0
+        return reaches_a_server(s, host, port)
+
+
+def reaches_a_server(s: socket.socket, host: str, port: int) -> bool:
+    """Connect `s` to (host, port): True if a server answered. Our ports (55432, 59092, the
+    tests' free ports) lie in Linux's ephemeral range, so while nothing listens, a connect can
+    take the target port as its own and reach itself (a TCP self-connect). That is no server,
+    and its TIME_WAIT would keep the server from binding the port for a minute: close it with
+    a reset instead (a broker once failed to start so, after its port looked open)."""
+    s.settimeout(0.3)
+    if s.connect_ex((host, port)) != 0:
+        return False
+    if s.getsockname() != s.getpeername():
+        return True
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    return False
 
 
 def require_free(port: int, what: str, setting: str) -> None:
