@@ -59,6 +59,8 @@ WEEKS, WEEK_OFFSET = 1 << 21, 1 << 20  # week numbers from -2**20 (years before 
 # writer's SQL adds one by one (sql/writer/upsert_counts.sql names all eight); a row that
 # adds to more goes as its whole `fine` array, added with fine_add.
 SPARSE_SLOTS = 8
+SUBSCRIPT_COLUMNS = tuple(f"s{i}" for i in range(1, SPARSE_SLOTS + 1))
+ADDED_COLUMNS = tuple(f"n{i}" for i in range(1, SPARSE_SLOTS + 1))
 
 
 def area_week_cells(fcx: pa.Array, fcy: pa.Array, week_start: pa.Array) -> pa.Table:
@@ -98,9 +100,10 @@ def area_week_cells(fcx: pa.Array, fcy: pa.Array, week_start: pa.Array) -> pa.Ta
         "week_start": pa.array(week[first].astype(np.int32)),
         "trips": pa.array(np.bincount(group, minlength=keys.size).astype(np.int64)),
     }
-    for i in range(SPARSE_SLOTS):
-        columns[f"s{i + 1}"] = pa.array(subscripts[:, i], mask=~sparse)
-        columns[f"n{i + 1}"] = pa.array(added[:, i], mask=~sparse)
+    for i, name in enumerate(SUBSCRIPT_COLUMNS):
+        columns[name] = pa.array(subscripts[:, i], mask=~sparse)
+    for i, name in enumerate(ADDED_COLUMNS):
+        columns[name] = pa.array(added[:, i], mask=~sparse)
     columns["fine"] = pa.FixedSizeListArray.from_arrays(
         pa.array(fine), SLOTS, mask=pa.array(sparse)
     )

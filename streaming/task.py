@@ -40,7 +40,13 @@ import psycopg2.extras
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from streaming.counts import FINE_CELLS_PER_DEGREE, SPARSE_SLOTS, aggregates, cell
+from streaming.counts import (
+    ADDED_COLUMNS,
+    FINE_CELLS_PER_DEGREE,
+    SUBSCRIPT_COLUMNS,
+    aggregates,
+    cell,
+)
 from tripstream import SQL_DIR, records
 from tripstream.db import connect, retry
 from tripstream.records import RECORD_KEY_PARTITION_SHIFT, decode_records
@@ -72,8 +78,8 @@ COUNT_COLUMNS = {
         "cy",
         "week_start",
         "trips",
-        *(f"s{i + 1}" for i in range(SPARSE_SLOTS)),
-        *(f"n{i + 1}" for i in range(SPARSE_SLOTS)),
+        *SUBSCRIPT_COLUMNS,
+        *ADDED_COLUMNS,
         "fine",
     ),
     "region_datasource": ("region", "datasource", "trips", "latest"),

@@ -9,9 +9,11 @@ from typing import Any
 import pyarrow as pa
 
 from streaming.counts import (
+    ADDED_COLUMNS,
     SIMILAR_CELLS,
     SIMILAR_SHIFT,
     SPARSE_SLOTS,
+    SUBSCRIPT_COLUMNS,
     aggregates,
     area_week_cells,
 )
@@ -30,7 +32,7 @@ def fine_of(row: dict[str, Any]) -> dict[int, int]:
     subscripts, the first repeated as padding) or from its whole `fine` array."""
     if row["fine"] is not None:
         return {s: n for s, n in enumerate(row["fine"]) if n}
-    pairs = {(row[f"s{i + 1}"], row[f"n{i + 1}"]) for i in range(SPARSE_SLOTS)}
+    pairs = {(row[s], row[n]) for s, n in zip(SUBSCRIPT_COLUMNS, ADDED_COLUMNS, strict=True)}
     return {s - 1: n for s, n in pairs}
 
 
@@ -138,7 +140,7 @@ def test_a_row_adds_to_up_to_eight_fine_cells_as_pairs_and_to_more_as_a_whole_ar
         ).to_pylist()
         assert row["trips"] == used + 1
         assert fine_of(row) == {0: 2, **{s: 1 for s in range(1, used)}}
-        pairs = [row[f"s{i + 1}"] for i in range(SPARSE_SLOTS)]
+        pairs = [row[s] for s in SUBSCRIPT_COLUMNS]
         if used <= SPARSE_SLOTS:
             assert row["fine"] is None
             assert pairs == [*range(1, used + 1), *[1] * (SPARSE_SLOTS - used)]
