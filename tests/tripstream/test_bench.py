@@ -28,7 +28,14 @@ def test_bench_smoke_produces_an_exact_report(
     args = argparse.Namespace(
         smoke=True, rows=0, files=0, out=str(tmp_path / "results"), no_floor=False
     )
+    requested = "SELECT num_requested FROM pg_stat_checkpointer"
+    db.execute(requested)
+    (checkpoints,) = db.fetchone()
     assert run_bench(cluster_settings, args, start_stack=False) == 0
+    # the pipeline and the floor each start at a checkpoint (the writer may request one)
+    db.execute("SELECT pg_stat_clear_snapshot()")
+    db.execute(requested)
+    assert db.fetchone()[0] >= checkpoints + 2
     reports = list((tmp_path / "results").glob("*.json"))
     assert len(reports) == 1
     result = json.loads(reports[0].read_text())

@@ -258,6 +258,8 @@ class EmbeddedPostgres:
                 cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
                 verb = "ALTER" if cur.fetchone() else "CREATE"
                 cur.execute(f'{verb} ROLE "{role}" LOGIN{extra} PASSWORD %s', (passwords[role],))
+            # the bench starts each phase at a checkpoint (tripstream/bench.py, checkpoint)
+            cur.execute(f'GRANT pg_checkpoint TO "{self.user}"')
             cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.dbname,))
             if cur.fetchone() is None:
                 cur.execute(f'CREATE DATABASE "{self.dbname}" OWNER "{self.user}"')
