@@ -148,7 +148,12 @@ def test_an_unknown_payload_codec_is_named() -> None:
 label = st.text(
     alphabet=st.characters(codec="utf-8", exclude_characters=',"\n\r'), min_size=0, max_size=8
 )
-coord = st.one_of(st.floats(-200, 200), st.sampled_from(["x", "NaN", "", "1e400"]))
+coord = st.one_of(
+    st.floats(-200, 200),
+    st.sampled_from(
+        ["x", "NaN", "", "1e400", "+.5", "1.", "-.5e-3", "0x10", "1_0", "\u0661", "inf"]
+    ),
+)
 stamp = st.one_of(
     st.datetimes().map(lambda d: d.strftime("%Y-%m-%d %H:%M:%S")),
     st.sampled_from(
@@ -184,6 +189,19 @@ def test_fast_path_accepts_exactly_what_the_row_validator_accepts(rows: list[tup
     )
     assert got == expected
     assert chunk.rows + len(chunk.errors) == len(lines)
+    accepted = {
+        n: parse_row(raw.decode().rstrip("\n").split(","), file="p.csv", line=n)
+        for n, raw in lines
+        if n in expected
+    }
+    for row in chunk.table.to_pylist():
+        want = accepted[row["line_no"]]
+        assert [row[c] for c in ("origin_lon", "origin_lat", "dest_lon", "dest_lat")] == [
+            want.origin_lon,
+            want.origin_lat,
+            want.dest_lon,
+            want.dest_lat,
+        ]
 
 
 def test_the_warm_up_line_takes_the_fast_path() -> None:
