@@ -104,21 +104,21 @@ class PathSettings:
 
 @dataclass(frozen=True)
 class ProducerSettings:
-    chunk_rows: int = 5000
+    chunk_rows: int = 20000
     settle_seconds: float = 2.0
     reconcile_after_seconds: float = 60.0
     scan_interval_seconds: float = 1.0
     max_field_length: int = 100
     compression: str = "lz4"
     linger_ms: int = 20
-    max_backlog_records: int = 100
+    max_backlog_records: int = 25
 
 
 @dataclass(frozen=True)
 class StreamingSettings:
     checkpoint_dir: Path
     trigger_seconds: float = 1.0
-    max_records_per_trigger: int = 20
+    max_records_per_trigger: int = 5
     min_partitions: int = 1
     express_query: bool = True
     express_trigger_seconds: float = 0.25
