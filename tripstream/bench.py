@@ -80,13 +80,8 @@ def checkpoint(url: str) -> None:
     writer needs pg_checkpoint (the embedded server grants it); without it the phase starts
     as it is, and the log says so."""
     try:
-        conn = connect(url, application="tripstream-bench")
-        try:
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                cur.execute("CHECKPOINT")
-        finally:
-            conn.close()
+        with transaction(url, application="tripstream-bench") as cur:
+            cur.execute("CHECKPOINT")
     except psycopg2.Error as e:
         logger.warning(
             "no checkpoint before the next phase (%s): it may pay for the WAL segments of "

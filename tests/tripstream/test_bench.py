@@ -33,7 +33,6 @@ def test_bench_smoke_produces_an_exact_report(
     (checkpoints,) = db.fetchone()
     assert run_bench(cluster_settings, args, start_stack=False) == 0
     # the pipeline and the floor each start at a checkpoint (the writer may request one)
-    db.execute("SELECT pg_stat_clear_snapshot()")
     db.execute(requested)
     assert db.fetchone()[0] >= checkpoints + 2
     reports = list((tmp_path / "results").glob("*.json"))
