@@ -12,13 +12,16 @@ Results: bench/results/<stamp>.json, .md and .png.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import shutil
 import statistics
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -191,8 +194,53 @@ class MemoryWatch(threading.Thread):
             self.cpu_last[name] = cpu[name]
 
     def run(self) -> None:
+        self._sample()
         while not self.done.wait(1.0):
             self._sample()
+
+    def stop(self) -> None:
+        """Stop sampling, with a last sample, so the CPU counts up to now."""
+        self.done.set()
+        self.join()
+        self._sample()
+
+
+def postmaster_pid_file(url: str, work: Path) -> dict[str, Path]:
+    """{"postgres": a pid file of the server's postmaster} when the server runs on this
+    machine (the parent of this session's backend), else {}: a remote server's CPU is not
+    this machine's to count."""
+    try:
+        with transaction(url, application="tripstream-bench") as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            backend = psutil.Process(int(cur.fetchone()[0]))  # type: ignore[index]
+        postmaster = backend.parent()
+    except (psycopg2.Error, psutil.Error):
+        return {}
+    if postmaster is None or not postmaster.name().startswith("postgres"):
+        return {}
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / "postmaster.pid"
+    path.write_text(str(postmaster.pid))
+    return {"postgres": path}
+
+
+@contextlib.contextmanager
+def cpu_watched(
+    run_dir: Path, postgres: dict[str, Path], work: Path, into: dict[str, float]
+) -> Iterator[None]:
+    """CPU seconds per process over the block, into `into`: Postgres (`postgres`: from
+    postmaster_pid_file), the bench's own process (the floor's writers) under "floor
+    python", and the rest of the stack."""
+    work.mkdir(parents=True, exist_ok=True)
+    own = work / "bench.pid"
+    own.write_text(str(os.getpid()))
+    watch = MemoryWatch(run_dir, {**postgres, "floor python": own})
+    watch.start()
+    try:
+        yield
+    finally:
+        watch.stop()
+        into.update(watch.cpu_seconds())
 
 
 def _committed(url: str) -> int:
@@ -433,6 +481,19 @@ def exactness(settings: Settings) -> dict[str, int]:
     return {**diffs, "trip_data_rows": int(rows), "trip_data_size": size}
 
 
+def floor_cpu_lines(floor: dict[str, Any]) -> list[str]:
+    """The floor's CPU a row: Postgres, its writers' Python, and the idle rest of the stack."""
+    cpu = floor.get("cpu_s")
+    if not cpu:
+        return []
+    us = {n: s * 1e6 / max(floor["rows"], 1) for n, s in cpu.items()}
+    rest = sum(v for n, v in us.items() if n not in ("postgres", "floor python"))
+    return [
+        "| floor CPU a row: Postgres; its writers' Python; the rest of the stack (idle) | "
+        f"{us.get('postgres', 0):.1f}; {us.get('floor python', 0):.1f}; {rest:.1f} µs |"
+    ]
+
+
 def write_report(result: dict[str, Any], out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = result["stamp"]
@@ -453,6 +514,7 @@ def write_report(result: dict[str, Any], out_dir: Path) -> Path:
                 f"| Postgres floor (writer SQL alone, no Kafka, no Spark) | "
                 f"{result['floor']['rows_per_s']:,} rows/s |",
                 f"| ratio pipeline / floor | {result['floor_ratio']:.2f} |",
+                *floor_cpu_lines(result["floor"]),
             ]
             if "floor" in result
             else []
@@ -647,13 +709,13 @@ def run_bench(settings: Settings, args: argparse.Namespace, *, start_stack: bool
     checkpoint(settings.database.url)
     result["warmup_s"] = warm_up(settings, work)
     logger.info("warm-up file committed %.2f s after its drop", result["warmup_s"])
-    postmaster = stack.postgres().data / "postmaster.pid"
-    watch = MemoryWatch(stack.run_dir, {"postgres": postmaster} if postmaster.exists() else {})
+    postgres = postmaster_pid_file(settings.database.url, work)
+    watch = MemoryWatch(stack.run_dir, postgres)
     watch.start()
     result["pipeline"] = pipeline(
         settings, data, rows, probes, work, timeout=max(120.0, rows / 10_000)
     )
-    watch.done.set()
+    watch.stop()
     result["peak_rss_mb"] = watch.peak_mb
     result["peak_pss_mb"] = watch.peak_pss_mb
     result["worker_pss_mb"] = watch.worker_pss_mb
@@ -666,6 +728,7 @@ def run_bench(settings: Settings, args: argparse.Namespace, *, start_stack: bool
     result["exactness"] = exactness(settings)
     if not args.no_floor:
         checkpoint(settings.database.url)
+        floor_cpu: dict[str, float] = {}
         result["floor"] = measure_floor(
             settings.database.url,
             data,
@@ -675,7 +738,9 @@ def run_bench(settings: Settings, args: argparse.Namespace, *, start_stack: bool
             * settings.streaming.max_records_per_trigger,
             writers=settings.streaming.bulk_queries,
             decoded_hook=lambda: free_disk(settings, data),
+            watched=lambda: cpu_watched(stack.run_dir, postgres, work / "floor", floor_cpu),
         )
+        result["floor"]["cpu_s"] = floor_cpu
         result["floor_ratio"] = result["pipeline"]["rows_per_s"] / result["floor"]["rows_per_s"]
     out = Path(args.out)
     summary = write_report(result, out if out.is_absolute() else PROJECT_ROOT / out)

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -158,8 +159,10 @@ def measure_floor(
     rows_per_batch: int = 100_000,
     writers: int = 2,
     decoded_hook: Callable[[], None] | None = None,
+    watched: Callable[[], AbstractContextManager[object]] = nullcontext,
 ) -> dict[str, Any]:
-    """Rows/s of the writer's SQL alone on these files (`writers` in parallel)."""
+    """Rows/s of the writer's SQL alone on these files (`writers` in parallel); the
+    writers run inside `watched()` (e.g. the bench's CPU accounting)."""
     work.mkdir(parents=True, exist_ok=True)
     decoded = predecode(files, work, chunk_rows, rows_per_batch)
     if decoded_hook is not None:
@@ -203,13 +206,14 @@ def measure_floor(
             finally:
                 conn.close()
 
-        started = time.monotonic()
-        threads = [threading.Thread(target=writer, args=(n,)) for n in range(writers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        elapsed = time.monotonic() - started
+        with watched():
+            started = time.monotonic()
+            threads = [threading.Thread(target=writer, args=(n,)) for n in range(writers)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            elapsed = time.monotonic() - started
         if errors:
             raise errors[0]
     finally:

@@ -68,6 +68,12 @@ def test_bench_smoke_produces_an_exact_report(
         result["pipeline"]["rows_per_s"] / result["floor"]["rows_per_s"]
     )
     assert len(result["deciles"]) == 10 and all(d > 0 for d in result["deciles"])
+    # the CPU per process: Postgres (found by its backend's parent) wrote in both phases,
+    # and in the floor the bench's own writers fed it
+    assert result["cpu_s"]["postgres"] > 0
+    assert result["floor"]["cpu_s"]["postgres"] > 0
+    assert result["floor"]["cpu_s"]["floor python"] > 0
+    assert "floor CPU a row" in report
     db.execute("SELECT count(*) FROM pg_database WHERE datname LIKE '%%_floor'")
     assert db.fetchone() == (0,)  # dropped after
     # the disk the floor needs: the generated files and the topic's records went once decoded

@@ -49,3 +49,18 @@ def test_the_watch_counts_a_process_and_its_python_children(tmp_path: Path) -> N
         launcher.kill()
     assert watch.peak_mb["job python"] > 0
     assert watch.cpu_seconds()["job python"] >= 0.5  # the burn, seen while it ran
+
+
+def test_cpu_watched_counts_the_cpu_spent_inside_the_block(tmp_path: Path) -> None:
+    """The floor's accounting: the bench's own process, burning CPU inside the block, is
+    counted under "floor python", from the block's start to its end."""
+    from tripstream.bench import cpu_watched
+
+    (tmp_path / "run").mkdir()
+    into: dict[str, float] = {}
+    with cpu_watched(tmp_path / "run", {}, tmp_path / "w", into):
+        t = time.process_time()
+        while time.process_time() - t < 1.0:
+            pass
+    assert 0.9 <= into["floor python"] < 3.0
+    assert "postgres" not in into  # no server there: no row rather than a zero
