@@ -274,7 +274,10 @@ def warm_up(settings: Settings, work: Path, timeout: float = 300.0) -> float:
     """Drop one 100-row file and wait until it is committed, so the timed run measures a
     running stack (the brief's "dropped into the inbox of a running stack"), not the
     streaming job's start-up. Returns the seconds it took."""
-    (path,) = generate_files(work / "warmup", rows=100, files=1, seed=1, prefix="warmup")
+    # A seed of its own each run: a file seen before (same name and rows) would be found
+    # committed at once, by an earlier bench on the same database, and warm nothing up.
+    seed = time.time_ns() // 1_000_000 % 1_000_000_000
+    (path,) = generate_files(work / "warmup", rows=100, files=1, seed=seed, prefix="warmup")
     dropped = dt.datetime.now(dt.UTC)
     _drop(path, settings.paths.inbox)
     deadline = time.monotonic() + timeout
