@@ -229,18 +229,23 @@ def cpu_watched(
     run_dir: Path, postgres: dict[str, Path], work: Path, into: dict[str, float]
 ) -> Iterator[None]:
     """CPU seconds per process over the block, into `into`: Postgres (`postgres`: from
-    postmaster_pid_file), the bench's own process (the floor's writers) under "floor
-    python", and the rest of the stack."""
+    postmaster_pid_file), the bench's own process (whose threads are the floor's writers)
+    under "floor writers", and the rest of the stack. Not a name ending in " python": the
+    watch would fold the bench's Python children (the producer, when the bench started the
+    stack) into it."""
     work.mkdir(parents=True, exist_ok=True)
     own = work / "bench.pid"
     own.write_text(str(os.getpid()))
-    watch = MemoryWatch(run_dir, {**postgres, "floor python": own})
+    watch = MemoryWatch(run_dir, {**postgres, "floor writers": own})
     watch.start()
     try:
         yield
     finally:
         watch.stop()
-        into.update(watch.cpu_seconds())
+        # The bench's own children are the stack it started (`tripstream bench` without a
+        # running stack): already counted in their own rows, so not again under its row.
+        own_kids = ("floor writers ",)
+        into.update({n: s for n, s in watch.cpu_seconds().items() if not n.startswith(own_kids)})
 
 
 def _committed(url: str) -> int:
@@ -490,10 +495,10 @@ def floor_cpu_lines(floor: dict[str, Any]) -> list[str]:
     if not cpu:
         return []
     us = {n: s * 1e6 / max(floor["rows"], 1) for n, s in cpu.items()}
-    rest = sum(v for n, v in us.items() if n not in ("postgres", "floor python"))
+    rest = sum(v for n, v in us.items() if n not in ("postgres", "floor writers"))
     return [
         "| floor CPU a row: Postgres; its writers' Python; the rest of the stack (idle) | "
-        f"{us.get('postgres', 0):.1f}; {us.get('floor python', 0):.1f}; {rest:.1f} µs |"
+        f"{us.get('postgres', 0):.1f}; {us.get('floor writers', 0):.1f}; {rest:.1f} µs |"
     ]
 
 

@@ -72,7 +72,7 @@ def test_bench_smoke_produces_an_exact_report(
     # and in the floor the bench's own writers fed it
     assert result["cpu_s"]["postgres"] > 0
     assert result["floor"]["cpu_s"]["postgres"] > 0
-    assert result["floor"]["cpu_s"]["floor python"] > 0
+    assert result["floor"]["cpu_s"]["floor writers"] > 0
     assert "floor CPU a row" in report
     db.execute("SELECT count(*) FROM pg_database WHERE datname LIKE '%%_floor'")
     assert db.fetchone() == (0,)  # dropped after
