@@ -100,7 +100,12 @@ class MemoryWatch(threading.Thread):
     "streaming python", every Postgres backend under "postgres" (its RSS: the largest one,
     as each maps the shared buffers)."""
 
-    def __init__(self, run_dir: Path, extra: dict[str, Path] | None = None) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        extra: dict[str, int] | None = None,
+        alone: frozenset[str] = frozenset(),
+    ) -> None:
         super().__init__(daemon=True)
         self.run_dir, self.peak_mb = run_dir, {}  # type: ignore[var-annotated]
         # PSS (each shared page split among the processes mapping it): sums without counting
@@ -111,7 +116,10 @@ class MemoryWatch(threading.Thread):
         self.worker_pss_mb: dict[str, int] = {}
         self.stack_pss_mb = 0
         self._samples = 0
-        self.extra = extra or {}  # name -> a pid file outside run_dir (e.g. postmaster.pid)
+        self.extra = extra or {}  # name -> the pid of a process outside run_dir (the server)
+        # rows of one process, without its children (live or reaped): the bench's own, whose
+        # children are the stack it started, each counted in its own row already
+        self.alone = alone
         self.cpu_first: dict[str, float] = {}
         self.cpu_last: dict[str, float] = {}
         self.done = threading.Event()
@@ -120,8 +128,15 @@ class MemoryWatch(threading.Thread):
         """CPU (user + system) each process used while watched."""
         return {n: round(self.cpu_last[n] - self.cpu_first[n], 1) for n in self.cpu_last}
 
-    def _pid_files(self) -> dict[str, Path]:
-        return {**{f.stem: f for f in self.run_dir.glob("*.pid")}, **self.extra}
+    def _roots(self) -> dict[str, int]:
+        """Row name -> pid: the stack's pid files in run_dir, and the extra processes."""
+        roots = {}
+        for f in self.run_dir.glob("*.pid"):
+            try:
+                roots[f.stem] = int(f.read_text().split()[0])
+            except (ValueError, OSError, IndexError):
+                continue
+        return {**roots, **self.extra}
 
     @staticmethod
     def _row(stem: str, p: psutil.Process, parent: str) -> str:
@@ -154,10 +169,10 @@ class MemoryWatch(threading.Thread):
         rss: dict[str, float] = {}
         pss: dict[str, float] = {}
         cpu: dict[str, float] = {}
-        for stem, pid_file in self._pid_files().items():
+        for stem, pid in self._roots().items():
             try:
-                root = psutil.Process(int(pid_file.read_text().split()[0]))
-            except (psutil.Error, ValueError, OSError, IndexError):
+                root = psutil.Process(pid)
+            except psutil.Error:
                 continue
             # Each Postgres backend maps the shared buffers: take the largest, not the sum.
             merge = max if stem == "postgres" else (lambda a, b: a + b)
@@ -175,6 +190,8 @@ class MemoryWatch(threading.Thread):
                 if with_pss:
                     pss[name] = pss.get(name, 0.0) + self._pss_mb(p, mb)
                 cpu[name] = cpu.get(name, 0.0) + t.user + t.system
+                if stem in self.alone:
+                    continue
                 # Exited children: their CPU moves to the row of the parent that reaped them.
                 cpu[name] += t.children_user + t.children_system
                 todo += [(k, name) for k in kids]
@@ -205,10 +222,10 @@ class MemoryWatch(threading.Thread):
         self._sample()
 
 
-def postmaster_pid_file(url: str, work: Path) -> dict[str, Path]:
-    """{"postgres": a pid file of the server's postmaster} when the server runs on this
-    machine (the parent of this session's backend), else {}: a remote server's CPU is not
-    this machine's to count."""
+def postmaster_pid(url: str) -> dict[str, int]:
+    """{"postgres": the server's postmaster pid} when the server runs on this machine (the
+    parent of this session's backend), else {}: a remote server's CPU is not this
+    machine's to count."""
     try:
         with transaction(url, application="tripstream-bench") as cur:
             cur.execute("SELECT pg_backend_pid()")
@@ -218,34 +235,23 @@ def postmaster_pid_file(url: str, work: Path) -> dict[str, Path]:
         return {}
     if postmaster is None or not postmaster.name().startswith("postgres"):
         return {}
-    work.mkdir(parents=True, exist_ok=True)
-    path = work / "postmaster.pid"
-    path.write_text(str(postmaster.pid))
-    return {"postgres": path}
+    return {"postgres": postmaster.pid}
 
 
 @contextlib.contextmanager
-def cpu_watched(
-    run_dir: Path, postgres: dict[str, Path], work: Path, into: dict[str, float]
-) -> Iterator[None]:
+def cpu_watched(run_dir: Path, postgres: dict[str, int], into: dict[str, float]) -> Iterator[None]:
     """CPU seconds per process over the block, into `into`: Postgres (`postgres`: from
-    postmaster_pid_file), the bench's own process (whose threads are the floor's writers)
-    under "floor writers", and the rest of the stack. Not a name ending in " python": the
-    watch would fold the bench's Python children (the producer, when the bench started the
-    stack) into it."""
-    work.mkdir(parents=True, exist_ok=True)
-    own = work / "bench.pid"
-    own.write_text(str(os.getpid()))
-    watch = MemoryWatch(run_dir, {**postgres, "floor writers": own})
+    postmaster_pid), the bench's own process alone (its threads are the floor's writers;
+    its children are the stack, when the bench started it) under "floor writers", and the
+    rest of the stack."""
+    own = {"floor writers": os.getpid()}
+    watch = MemoryWatch(run_dir, {**postgres, **own}, alone=frozenset(own))
     watch.start()
     try:
         yield
     finally:
         watch.stop()
-        # The bench's own children are the stack it started (`tripstream bench` without a
-        # running stack): already counted in their own rows, so not again under its row.
-        own_kids = ("floor writers ",)
-        into.update({n: s for n, s in watch.cpu_seconds().items() if not n.startswith(own_kids)})
+        into.update(watch.cpu_seconds())
 
 
 def _committed(url: str) -> int:
@@ -717,7 +723,7 @@ def run_bench(settings: Settings, args: argparse.Namespace, *, start_stack: bool
     checkpoint(settings.database.url)
     result["warmup_s"] = warm_up(settings, work)
     logger.info("warm-up file committed %.2f s after its drop", result["warmup_s"])
-    postgres = postmaster_pid_file(settings.database.url, work)
+    postgres = postmaster_pid(settings.database.url)
     watch = MemoryWatch(stack.run_dir, postgres)
     watch.start()
     result["pipeline"] = pipeline(
@@ -746,7 +752,7 @@ def run_bench(settings: Settings, args: argparse.Namespace, *, start_stack: bool
             * settings.streaming.max_records_per_trigger,
             writers=settings.streaming.bulk_queries,
             decoded_hook=lambda: free_disk(settings, data),
-            watched=lambda: cpu_watched(stack.run_dir, postgres, work / "floor", floor_cpu),
+            watched=lambda: cpu_watched(stack.run_dir, postgres, floor_cpu),
         )
         result["floor"]["cpu_s"] = floor_cpu
         result["floor_ratio"] = result["pipeline"]["rows_per_s"] / result["floor"]["rows_per_s"]

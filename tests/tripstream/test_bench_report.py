@@ -58,7 +58,7 @@ def test_cpu_watched_counts_the_cpu_spent_inside_the_block(tmp_path: Path) -> No
 
     (tmp_path / "run").mkdir()
     into: dict[str, float] = {}
-    with cpu_watched(tmp_path / "run", {}, tmp_path / "w", into):
+    with cpu_watched(tmp_path / "run", {}, into):
         # a child of the bench (as the stack is when the bench started it): counted in its
         # own row by its pid file, never again under the bench's
         child = subprocess.Popen([sys.executable, "-c", "while True: pass"])
