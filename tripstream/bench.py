@@ -161,6 +161,46 @@ class MemoryWatch(threading.Thread):
             pass
         return rss_mb
 
+    def _walk(
+        self, stem: str, root: psutil.Process, with_pss: bool
+    ) -> tuple[dict[str, float], dict[str, float], dict[str, float]] | None:
+        """RSS, PSS and CPU of one root and its children, by row; None if a process of the
+        tree reaped a child during the walk (its CPU moved where the walk had been)."""
+        rss: dict[str, float] = {}
+        pss: dict[str, float] = {}
+        cpu: dict[str, float] = {}
+        reaped: dict[psutil.Process, float] = {}  # the exited children's CPU, as read
+        # Each Postgres backend maps the shared buffers: take the largest, not the sum.
+        merge = max if stem == "postgres" else (lambda a, b: a + b)
+        todo = [(root, stem)]
+        while todo:
+            p, parent = todo.pop()
+            try:
+                name = stem if p is root else self._row(stem, p, parent)
+                mb = p.memory_info().rss / 2**20
+                t = p.cpu_times()
+                kids = p.children()
+            except psutil.Error:
+                continue
+            rss[name] = merge(rss.get(name, 0.0), mb)
+            if with_pss:
+                pss[name] = pss.get(name, 0.0) + self._pss_mb(p, mb)
+            cpu[name] = cpu.get(name, 0.0) + t.user + t.system
+            if stem in self.alone:
+                continue
+            # Exited children: their CPU moves to the row of the parent that reaped them.
+            reaped[p] = t.children_user + t.children_system
+            cpu[name] += reaped[p]
+            todo += [(k, name) for k in kids]
+        for p, seen in reaped.items():
+            try:
+                t = p.cpu_times()
+            except psutil.Error:
+                continue  # gone itself: its parent's row has it, or it was outside the tree
+            if t.children_user + t.children_system != seen:
+                return None
+        return rss, pss, cpu
+
     def _sample(self) -> None:
         # PSS every 10th sample: reading it walks each process's page tables, and for the
         # Postgres backends (8 GB of shared buffers mapped) every second took a quarter of a
@@ -175,27 +215,18 @@ class MemoryWatch(threading.Thread):
                 root = psutil.Process(pid)
             except psutil.Error:
                 continue
-            # Each Postgres backend maps the shared buffers: take the largest, not the sum.
-            merge = max if stem == "postgres" else (lambda a, b: a + b)
-            todo = [(root, stem)]
-            while todo:
-                p, parent = todo.pop()
-                try:
-                    name = stem if p is root else self._row(stem, p, parent)
-                    mb = p.memory_info().rss / 2**20
-                    t = p.cpu_times()
-                    kids = p.children()
-                except psutil.Error:
-                    continue
-                rss[name] = merge(rss.get(name, 0.0), mb)
-                if with_pss:
-                    pss[name] = pss.get(name, 0.0) + self._pss_mb(p, mb)
-                cpu[name] = cpu.get(name, 0.0) + t.user + t.system
-                if stem in self.alone:
-                    continue
-                # Exited children: their CPU moves to the row of the parent that reaped them.
-                cpu[name] += t.children_user + t.children_system
-                todo += [(k, name) for k in kids]
+            # A child reaped between its parent's reading and its own is in neither. The
+            # floor's writers' backends exit just before the floor's last sample: one such
+            # walk left the floor's Postgres at 7.9 us a row (20261208T000648Z), about half
+            # of what it takes. Walk again until no parent reaped a child meanwhile.
+            for _attempt in range(5):
+                tree = self._walk(stem, root, with_pss)
+                if tree is not None:
+                    break
+            if tree is None:
+                continue
+            for into, part in zip((rss, pss, cpu), tree, strict=True):
+                into.update(part)
         workers: dict[str, float] = {}
         for name, mb in pss.items():
             self.peak_pss_mb[name] = round(max(self.peak_pss_mb.get(name, 0), mb))

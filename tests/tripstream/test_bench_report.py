@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -69,3 +70,41 @@ def test_cpu_watched_counts_the_cpu_spent_inside_the_block(tmp_path: Path) -> No
     child.wait()
     assert 0.9 <= into["floor writers"] < 1.7  # its own second, not the child's too
     assert set(into) == {"floor writers"}  # no server there: no "postgres" row, not a zero
+
+
+def test_a_child_reaped_during_the_walk_keeps_its_cpu(tmp_path: Path) -> None:
+    """Real processes: a child that burned a second exits and is reaped by its parent
+    between the parent's reading and its own (the floor's writers' backends at the floor's
+    last sample). The walk sees the parent's reaped time change and walks again: the
+    second stays counted, instead of dropping out of the row."""
+    import psutil
+
+    from tripstream.bench import MemoryWatch
+
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 1.0: pass\n"
+    child = subprocess.Popen([sys.executable, "-c", burn + "time.sleep(60)\n"])
+    try:
+        deadline = time.monotonic() + 30
+        while sum(psutil.Process(child.pid).cpu_times()[:2]) < 0.9:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+        reap: list[bool] = []  # non-empty: reap the child when the walk comes to it
+
+        class ReapMidWalk(MemoryWatch):
+            @staticmethod
+            def _row(stem: str, p: psutil.Process, parent: str) -> str:
+                if reap and p.pid == child.pid:
+                    child.kill()
+                    child.wait()  # reaped by this process, the walk's root
+                return MemoryWatch._row(stem, p, parent)
+
+        # this process as the server: its children count in its row, as backends do
+        watch = ReapMidWalk(tmp_path, {"postgres": os.getpid()})
+        watch._sample()  # the child's second, counted as its own
+        reap.append(True)
+        watch._sample()  # ... and now as its reaped parent's, not lost (-1 s)
+    finally:
+        child.kill()
+        child.wait()
+    assert 0 <= watch.cpu_seconds()["postgres"] < 0.5
