@@ -22,6 +22,7 @@ import statistics
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,12 +94,35 @@ def checkpoint(url: str) -> None:
         )
 
 
+# A process as the watch knows it: its pid and start time (a pid can be reused).
+ProcKey = tuple[int, float]
+
+
+@dataclass
+class _Seen:
+    """One watched process at its last sample."""
+
+    row: str
+    parent: ProcKey | None  # its parent, when the watch walked it from there
+    own: float  # its CPU seconds (user + system) since it started
+    reaped: float  # the CPU of the children it reaped, as the kernel adds it up
+
+
 class MemoryWatch(threading.Thread):
     """Peak RSS and CPU per stack process, sampled every second. A process's children count
     with it: an executor JVM's Python workers (where the Kafka source reads) under
     "<worker> executor python", the driver's Python (the foreachBatch writer) under
     "streaming python", every Postgres backend under "postgres" (its RSS: the largest one,
-    as each maps the shared buffers)."""
+    as each maps the shared buffers).
+
+    CPU is added up process by process, between samples: what each process used since the
+    sample before, and what its parent reaped from children the watch never saw (a backend
+    that lived less than a second). A process that goes keeps what it was seen to use. Its
+    parent's reaped CPU, when it waits for it, then grows by its whole life: that is counted
+    only beyond what the watch had seen of it. The sums of whole trees did not hold up:
+    pyspark's daemon ignores SIGCHLD, so an exited Python worker's CPU left the tree (a 10M
+    floor counted its executors' Python at -11 s), and a child reaped between its parent's
+    reading and its own fell out of both."""
 
     def __init__(
         self,
@@ -120,14 +144,17 @@ class MemoryWatch(threading.Thread):
         # rows of one process, without its children (live or reaped): the bench's own, whose
         # children are the stack it started, each counted in its own row already
         self.alone = alone
-        self.cpu_first: dict[str, float] = {}
-        self.cpu_last: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}  # row -> CPU seconds since the watch started
+        self._known: dict[ProcKey, _Seen] = {}  # every process, as last seen
+        self._live: set[ProcKey] = set()  # the processes of the last sample
+        self._credit: dict[ProcKey, float] = {}  # a parent's gone children, as seen
+        self._since = time.time()
         self.done = threading.Event()
 
     def cpu_seconds(self) -> dict[str, float]:
-        """CPU (user + system) each process used while watched, to the 10 ms a clock tick
+        """CPU (user + system) each row used while watched, to the 10 ms a clock tick
         counts (a 5000-row floor's writers take a few ticks)."""
-        return {n: round(self.cpu_last[n] - self.cpu_first[n], 2) for n in self.cpu_last}
+        return {n: round(v, 2) for n, v in self.cpu.items()}
 
     def _roots(self) -> dict[str, int]:
         """Row name -> pid: the stack's pid files in run_dir, and the extra processes."""
@@ -162,71 +189,80 @@ class MemoryWatch(threading.Thread):
         return rss_mb
 
     def _walk(
-        self, stem: str, root: psutil.Process, with_pss: bool
-    ) -> tuple[dict[str, float], dict[str, float], dict[str, float]] | None:
-        """RSS, PSS and CPU of one root and its children, by row; None if a process of the
-        tree reaped a child during the walk (its CPU moved where the walk had been)."""
+        self, stem: str, root: psutil.Process, with_pss: bool, seen: dict[ProcKey, _Seen]
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        """RSS and PSS of one root and its children, by row; each process into `seen`."""
         rss: dict[str, float] = {}
         pss: dict[str, float] = {}
-        cpu: dict[str, float] = {}
-        reaped: dict[psutil.Process, float] = {}  # the exited children's CPU, as read
         # Each Postgres backend maps the shared buffers: take the largest, not the sum.
         merge = max if stem == "postgres" else (lambda a, b: a + b)
-        todo = [(root, stem)]
+        todo: list[tuple[psutil.Process, str, ProcKey | None]] = [(root, stem, None)]
         while todo:
-            p, parent = todo.pop()
+            p, parent, parent_key = todo.pop()
             try:
                 name = stem if p is root else self._row(stem, p, parent)
                 mb = p.memory_info().rss / 2**20
                 t = p.cpu_times()
-                kids = p.children()
+                key = (p.pid, p.create_time())
+                kids = [] if stem in self.alone else p.children()
             except psutil.Error:
                 continue
             rss[name] = merge(rss.get(name, 0.0), mb)
             if with_pss:
                 pss[name] = pss.get(name, 0.0) + self._pss_mb(p, mb)
-            cpu[name] = cpu.get(name, 0.0) + t.user + t.system
-            if stem in self.alone:
-                continue
-            # Exited children: their CPU moves to the row of the parent that reaped them.
-            reaped[p] = t.children_user + t.children_system
-            cpu[name] += reaped[p]
-            todo += [(k, name) for k in kids]
-        for p, seen in reaped.items():
-            try:
-                t = p.cpu_times()
-            except psutil.Error:
-                continue  # gone itself: its parent's row has it, or it was outside the tree
-            if t.children_user + t.children_system != seen:
-                return None
-        return rss, pss, cpu
+            reaped = 0.0 if stem in self.alone else t.children_user + t.children_system
+            seen[key] = _Seen(name, parent_key, t.user + t.system, reaped)
+            todo += [(k, name, key) for k in kids]
+        return rss, pss
+
+    def _count_cpu(self, seen: dict[ProcKey, _Seen]) -> None:
+        """Add the CPU used since the last sample to each process's row."""
+        for key in self._live - seen.keys():
+            gone = self._known[key]
+            if gone.parent is not None:
+                # If its parent waits for it, the parent's reaped CPU grows by all of this.
+                self._credit[gone.parent] = (
+                    self._credit.get(gone.parent, 0.0) + gone.own + gone.reaped
+                )
+        for key in seen.keys() - self._live:
+            back = self._known.get(key)
+            if back is not None and back.parent in self._credit:  # missed in one sample
+                self._credit[back.parent] -= back.own + back.reaped
+        first = not self._samples
+        for key, now in seen.items():
+            self.cpu.setdefault(now.row, 0.0)
+            before = self._known.get(key)
+            if before is None:
+                if first or key[1] < self._since:
+                    before = now  # running before the watch: counted from here on
+                else:
+                    before = _Seen(now.row, now.parent, 0.0, 0.0)  # new: all of it
+            reaped = now.reaped - before.reaped
+            offset = max(0.0, min(self._credit.get(key, 0.0), reaped))
+            if offset:
+                self._credit[key] -= offset
+            self.cpu[now.row] += now.own - before.own + reaped - offset
+        self._known.update(seen)
+        self._live = set(seen)
 
     def _sample(self) -> None:
         # PSS every 10th sample: reading it walks each process's page tables, and for the
         # Postgres backends (8 GB of shared buffers mapped) every second took a quarter of a
         # core from the run it measures.
         with_pss = self._samples % 10 == 0
-        self._samples += 1
         rss: dict[str, float] = {}
         pss: dict[str, float] = {}
-        cpu: dict[str, float] = {}
+        seen: dict[ProcKey, _Seen] = {}
         for stem, pid in self._roots().items():
             try:
                 root = psutil.Process(pid)
             except psutil.Error:
                 continue
-            # A child reaped between its parent's reading and its own is in neither. The
-            # floor's writers' backends exit just before the floor's last sample: one such
-            # walk left the floor's Postgres at 7.9 us a row (20261208T000648Z), about half
-            # of what it takes. Walk again until no parent reaped a child meanwhile.
-            for _attempt in range(5):
-                tree = self._walk(stem, root, with_pss)
-                if tree is not None:
-                    break
-            if tree is None:
-                continue
-            for into, part in zip((rss, pss, cpu), tree, strict=True):
-                into.update(part)
+            tree_rss, tree_pss = self._walk(stem, root, with_pss, seen)
+            rss.update(tree_rss)
+            pss.update(tree_pss)
+        self._count_cpu(seen)
+        self._samples += 1
         workers: dict[str, float] = {}
         for name, mb in pss.items():
             self.peak_pss_mb[name] = round(max(self.peak_pss_mb.get(name, 0), mb))
@@ -239,8 +275,6 @@ class MemoryWatch(threading.Thread):
             self.stack_pss_mb = round(max(self.stack_pss_mb, sum(pss.values())))
         for name, mb in rss.items():
             self.peak_mb[name] = round(max(self.peak_mb.get(name, 0), mb))
-            self.cpu_first.setdefault(name, cpu[name])
-            self.cpu_last[name] = cpu[name]
 
     def run(self) -> None:
         self._sample()

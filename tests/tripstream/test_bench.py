@@ -73,6 +73,8 @@ def test_bench_smoke_produces_an_exact_report(
     assert result["cpu_s"]["postgres"] > 0
     assert result["floor"]["cpu_s"]["postgres"] > 0
     assert result["floor"]["cpu_s"]["floor writers"] > 0
+    # no process's CPU goes backwards (a Python worker that exits keeps what it used)
+    assert min(result["cpu_s"].values()) >= 0 and min(result["floor"]["cpu_s"].values()) >= 0
     assert "floor CPU a row" in report
     db.execute("SELECT count(*) FROM pg_database WHERE datname LIKE '%%_floor'")
     assert db.fetchone() == (0,)  # dropped after

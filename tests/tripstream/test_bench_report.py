@@ -75,8 +75,8 @@ def test_cpu_watched_counts_the_cpu_spent_inside_the_block(tmp_path: Path) -> No
 def test_a_child_reaped_during_the_walk_keeps_its_cpu(tmp_path: Path) -> None:
     """Real processes: a child that burned a second exits and is reaped by its parent
     between the parent's reading and its own (the floor's writers' backends at the floor's
-    last sample). The walk sees the parent's reaped time change and walks again: the
-    second stays counted, instead of dropping out of the row."""
+    last sample). The second, seen before, stays counted: not lost (-1 s) when the child
+    drops out of the walk, nor counted again (+1 s) when the parent's reaped CPU has it."""
     import psutil
 
     from tripstream.bench import MemoryWatch
@@ -103,8 +103,55 @@ def test_a_child_reaped_during_the_walk_keeps_its_cpu(tmp_path: Path) -> None:
         watch = ReapMidWalk(tmp_path, {"postgres": os.getpid()})
         watch._sample()  # the child's second, counted as its own
         reap.append(True)
-        watch._sample()  # ... and now as its reaped parent's, not lost (-1 s)
+        watch._sample()  # the child gone, not yet in its parent's reaped CPU
+        watch._sample()  # ... now in it
     finally:
         child.kill()
         child.wait()
     assert 0 <= watch.cpu_seconds()["postgres"] < 0.5
+
+
+def test_a_worker_whose_parent_ignores_sigchld_keeps_its_cpu(tmp_path: Path) -> None:
+    """Real processes, as pyspark's daemon runs them: a parent that ignores SIGCHLD (its
+    exited children are reaped by the kernel, and their CPU is added to no one) forks a
+    worker that burns a second and exits, and one that stays. The row keeps the second."""
+    import psutil
+
+    from tripstream.bench import MemoryWatch
+
+    daemon = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os, signal, sys, time\n"
+            "signal.signal(signal.SIGCHLD, signal.SIG_IGN)\n"
+            "for burn in (0.0, 1.0):\n"
+            "    if os.fork() == 0:\n"
+            "        t = time.process_time()\n"
+            "        while time.process_time() - t < burn: pass\n"
+            "        time.sleep(60 if burn == 0 else 0.5)\n"
+            "        os._exit(0)\n"
+            "print('forked', flush=True)\n"
+            "time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        (tmp_path / "job.pid").write_text(str(daemon.pid))
+        assert daemon.stdout is not None and daemon.stdout.readline() == "forked\n"
+        watch = MemoryWatch(tmp_path)
+        watch._sample()
+        deadline = time.monotonic() + 30
+        kids = psutil.Process(daemon.pid).children()
+        while len(psutil.Process(daemon.pid).children()) == len(kids) == 2:
+            assert time.monotonic() < deadline
+            watch._sample()  # the burner, seen while it runs
+            time.sleep(0.05)
+        watch._sample()  # the burner gone, the sleeper still in the row
+    finally:
+        for p in psutil.Process(daemon.pid).children():
+            p.kill()
+        daemon.kill()
+        daemon.wait()
+    assert watch.cpu_seconds()["job python"] >= 0.8
